@@ -1,0 +1,96 @@
+"""From class activation maps to normalised scores, background confidence and pseudo labels.
+
+Conventions used across ``ppc``:
+
+* ``cams`` hold the C *foreground* classes, ``[N, C, H, W]``.
+* Pseudo labels index C+1 classes: 0 is background, foreground class ``c`` is ``c + 1``.
+* ``image_labels`` are multi-hot ``[N, C]`` (float, int or bool).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._checks import (
+    require_finite,
+    require_floating,
+    require_match,
+    require_multi_hot,
+    require_range,
+    require_tensor,
+)
+
+CAMS_DOC = "[N, C, H, W]"
+LABELS_DOC = "[N, C]"
+
+NORMALISED_HINT = "pass CAMs normalised by ppc.normalize_cams"
+
+
+def check_cams_and_labels(cams: Tensor, image_labels: Tensor, validate: bool, normalised: bool) -> None:
+    """Shape (always) and value (``validate``) checks of a CAM batch and its image labels."""
+    require_tensor("cams", cams, CAMS_DOC, 4)
+    require_floating("cams", cams, CAMS_DOC)
+    require_tensor("image_labels", image_labels, LABELS_DOC, 2)
+    require_match("batch size N", "image_labels", image_labels.shape[0], "cams", cams.shape[0])
+    require_match(
+        "number of classes C", "image_labels", image_labels.shape[1], "cams", cams.shape[1],
+        "cams hold the foreground classes only, without a background channel",
+    )
+    if validate:
+        if normalised:
+            require_range("cams", cams, 0.0, 1.0, NORMALISED_HINT)
+        require_multi_hot("image_labels", image_labels, LABELS_DOC)
+
+
+def normalize_cams(cams: Tensor, eps: float = 1e-5, *, validate: bool = True) -> Tensor:
+    """ReLU, then min-max normalise every map of every image to [0, 1].
+
+    ``cams`` ``[N, C, H, W]`` -> ``[N, C, H, W]``. Per image ``n`` and class ``c``:
+    ``(relu(x) - min) / (max - min + eps)``; a constant map becomes all zeros.
+
+    The official code computes ``(relu(x) - min - eps) / (max - min + eps)`` after zeroing
+    values below ``min + eps``, which leaves those pixels at a tiny *negative* value; we
+    keep the same scale but clamp to [0, 1] so that every score is a valid confidence.
+    Differentiable (the PPC loss calls it on detached CAMs).
+    """
+    require_tensor("cams", cams, CAMS_DOC, 4)
+    require_floating("cams", cams, CAMS_DOC)
+    if validate:
+        require_finite("cams", cams)
+    x = cams.relu()
+    flat = x.flatten(2)
+    low = flat.amin(dim=-1)[..., None, None]
+    high = flat.amax(dim=-1)[..., None, None]
+    return ((x - low) / (high - low + eps)).clamp(0.0, 1.0)
+
+
+def background_confidence(cams: Tensor, image_labels: Tensor, *, validate: bool = True) -> Tensor:
+    """Background confidence ``1 - max_c cams[c]`` over the classes present in each image.
+
+    ``cams`` ``[N, C, H, W]`` normalised to [0, 1], ``image_labels`` ``[N, C]`` -> ``[N, H, W]``.
+    An image whose labels have no foreground class is background everywhere (confidence 1).
+    The official code ranks a constant channel here, which makes the background's top-K an
+    arbitrary tie-break; this score ranks the pixels least covered by any present class first.
+    """
+    check_cams_and_labels(cams, image_labels, validate, normalised=True)
+    present = image_labels.to(dtype=cams.dtype)[:, :, None, None]
+    return 1.0 - (cams * present).amax(dim=1)
+
+
+def pseudo_labels(
+    cams: Tensor, image_labels: Tensor, bg_threshold: float = 0.2, *, validate: bool = True
+) -> Tensor:
+    """Per-pixel argmax over a constant background score and the present classes' CAMs.
+
+    ``cams`` ``[N, C, H, W]`` normalised to [0, 1] (``normalize_cams``), ``image_labels``
+    ``[N, C]`` multi-hot -> ``[N, H, W]`` int64 in ``[0, C]``: 0 is background, class ``c``
+    is ``c + 1``. Classes absent from an image's labels are never chosen. Ties go to the
+    lower index, i.e. to background first (``torch.argmax`` returns the first maximum).
+    """
+    check_cams_and_labels(cams, image_labels, validate, normalised=True)
+    n, _, h, w = cams.shape
+    present = image_labels.to(torch.bool)[:, :, None, None]
+    foreground = cams.masked_fill(~present, float("-inf"))
+    background = cams.new_full((n, 1, h, w), float(bg_threshold))
+    return torch.cat([background, foreground], dim=1).argmax(dim=1)

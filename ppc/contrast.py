@@ -1,0 +1,326 @@
+"""Pixel-to-prototype contrast: ``F(v_i; y_i; P) = -log softmax_c(v_i . p_c / tau)[y_i]``.
+
+Every function here works on a whole batch at once (no Python loop over pixels or classes)
+and never synchronises with the device unless ``validate=True`` asks it to check values.
+Embeddings are L2-normalised per pixel inside; logits are computed in at least float32
+(also under autocast, where the projections may arrive in bfloat16).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._checks import (
+    require_finite,
+    require_floating,
+    require_integer,
+    require_labels,
+    require_match,
+    require_tensor,
+)
+
+EMB_DOC = "[N, D, H, W]"
+PIXEL_LABELS_DOC = "[N, H, W]"
+PROTOS_DOC = "[P, D]"
+
+# Logit given to prototypes left out of the softmax: exp() of it underflows to exactly 0
+# in float32 without producing the NaN gradients that -inf can.
+_EXCLUDED_LOGIT = -1e9
+
+
+def _check(embeddings, labels, prototypes, valid, tau, ignore_index, validate) -> None:
+    require_tensor("embeddings", embeddings, EMB_DOC, 4)
+    require_floating("embeddings", embeddings, EMB_DOC)
+    require_tensor("labels", labels, PIXEL_LABELS_DOC, 3)
+    require_integer("labels", labels, PIXEL_LABELS_DOC)
+    require_tensor("prototypes", prototypes, PROTOS_DOC, 2)
+    require_floating("prototypes", prototypes, PROTOS_DOC)
+    n, d, h, w = embeddings.shape
+    if tuple(labels.shape) != (n, h, w):
+        raise ValueError(
+            f"labels must have shape {PIXEL_LABELS_DOC} = {(n, h, w)} to match embeddings "
+            f"{tuple(embeddings.shape)}, got {tuple(labels.shape)}"
+        )
+    require_match("embedding dimension D", "prototypes", prototypes.shape[1], "embeddings", d)
+    if valid is not None:
+        require_tensor("valid", valid, "[P]", 1)
+        if valid.dtype != torch.bool or valid.shape[0] != prototypes.shape[0]:
+            raise ValueError(
+                f"valid must be a bool tensor of shape [P] = [{prototypes.shape[0]}], "
+                f"got {valid.dtype} of shape {tuple(valid.shape)}"
+            )
+    if not tau > 0:
+        raise ValueError(f"tau must be > 0, got {tau!r}")
+    if validate:
+        require_finite("embeddings", embeddings)
+        require_finite("prototypes", prototypes)
+        require_labels("labels", labels, prototypes.shape[0], ignore_index)
+
+
+def flatten_embeddings(embeddings: Tensor) -> Tensor:
+    """``[N, D, H, W]`` -> ``[M, D]`` L2-normalised rows, ``M = N*H*W`` in ``n, y, x`` order,
+    in at least float32 (bfloat16/float16 projections from autocast are promoted)."""
+    d = embeddings.shape[1]
+    dtype = torch.promote_types(embeddings.dtype, torch.float32)
+    return F.normalize(embeddings.to(dtype).permute(0, 2, 3, 1).reshape(-1, d), dim=-1)
+
+
+def flatten_labels(
+    labels: Tensor, ignore_index: int | None, valid: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """``[N, H, W]`` -> ``targets`` ``[M]`` (ignored pixels mapped to 0) and ``keep`` ``[M]``
+    bool: the pixel is counted (not ignored, and its own prototype is valid)."""
+    y = labels.reshape(-1).long()
+    keep = torch.ones_like(y, dtype=torch.bool) if ignore_index is None else y != ignore_index
+    targets = torch.where(keep, y, torch.zeros_like(y))
+    if valid is not None:
+        keep = keep & valid[targets]
+    return targets, keep
+
+
+def prototype_logits(v: Tensor, prototypes: Tensor, tau: float, valid: Tensor | None) -> Tensor:
+    """``v . p_c / tau`` ``[M, P]`` for normalised pixels ``v`` ``[M, D]``; prototypes outside
+    ``valid`` get a logit of -1e9, which leaves every softmax."""
+    logits = v @ prototypes.to(v.dtype).t() / tau
+    if valid is not None:
+        logits = logits.masked_fill(~valid, _EXCLUDED_LOGIT)
+    return logits
+
+
+def nce_from_logits(logits: Tensor, targets: Tensor, keep: Tensor) -> Tensor:
+    """Mean of ``logsumexp(logits) - logits[y]`` over the kept pixels (0 if none)."""
+    nll = torch.logsumexp(logits, dim=1) - logits.gather(1, targets[:, None])[:, 0]
+    nll = torch.where(keep, nll, torch.zeros_like(nll))
+    return nll.sum() / keep.sum().clamp_min(1)
+
+
+def pixel_prototype_nce(
+    embeddings: Tensor,
+    labels: Tensor,
+    prototypes: Tensor,
+    tau: float = 0.1,
+    *,
+    valid: Tensor | None = None,
+    ignore_index: int | None = 255,
+    validate: bool = True,
+) -> Tensor:
+    """Mean of ``F(v_i; y_i; P)`` over the counted pixels.
+
+    Args:
+        embeddings: ``[N, D, H, W]`` projections (L2-normalised per pixel here).
+        labels: ``[N, H, W]`` int class index in ``[0, P)`` of each pixel, or ``ignore_index``.
+        prototypes: ``[P, D]`` prototypes (normally L2-normalised, no gradient).
+        tau: temperature.
+        valid: optional ``[P]`` bool; invalid prototypes leave every denominator, and pixels
+            labelled with one are not counted.
+        ignore_index: label of pixels not counted (None: every label must be a class).
+        validate: check values (NaN, label range); one host-device synchronisation.
+
+    Returns a scalar: the mean over counted pixels, 0 when none is counted. Computed as
+    ``logsumexp(logits) - logits[y]`` (never ``exp`` / ratio).
+    """
+    _check(embeddings, labels, prototypes, valid, tau, ignore_index, validate)
+    targets, keep = flatten_labels(labels, ignore_index, valid)
+    logits = prototype_logits(flatten_embeddings(embeddings), prototypes, tau, valid)
+    return nce_from_logits(logits, targets, keep)
+
+
+def cross_prototype_loss(
+    embeddings: Tensor, labels: Tensor, other_prototypes: Tensor, tau: float = 0.1, **kwargs
+) -> Tensor:
+    """Cross-prototype term ``F(v_i; y_i; P')``: a view's pixels and pseudo labels against the
+    *other* view's prototypes ``[P, D]``. Same arguments as :func:`pixel_prototype_nce`."""
+    return pixel_prototype_nce(embeddings, labels, other_prototypes, tau, **kwargs)
+
+
+def cross_cam_loss(
+    embeddings: Tensor, other_labels: Tensor, prototypes: Tensor, tau: float = 0.1, **kwargs
+) -> Tensor:
+    """Cross-CAM term ``F(v_i; y'_i; P)``: a view's pixels and prototypes with the *other*
+    view's pseudo labels ``[N, H, W]`` (pixels must correspond: same N, H, W)."""
+    return pixel_prototype_nce(embeddings, other_labels, prototypes, tau, **kwargs)
+
+
+def mining_band(num_prototypes: int, skip_fraction: float, keep_fraction: float) -> tuple[int, int]:
+    """``(skip, keep)`` of semi-hard prototype mining for ``P`` prototypes.
+
+    ``skip = round(P * skip_fraction)`` hardest prototypes are dropped, the next
+    ``keep = round(P * keep_fraction)`` are used. The defaults 3/21 and 10/21 give the
+    official ranks 3..12 (0-based) of 21, i.e. the ~60% hardest minus the very hardest.
+    """
+    if not (0 <= skip_fraction < 1 and 0 < keep_fraction <= 1):
+        raise ValueError(
+            "mining fractions must satisfy 0 <= skip_fraction < 1 and 0 < keep_fraction <= 1, "
+            f"got skip_fraction={skip_fraction!r}, keep_fraction={keep_fraction!r}"
+        )
+    skip = min(round(num_prototypes * skip_fraction), num_prototypes - 1)
+    keep = max(1, min(round(num_prototypes * keep_fraction), num_prototypes - skip))
+    return skip, keep
+
+
+def semi_hard_prototypes(
+    logits: Tensor, targets: Tensor, skip: int, keep: int, exclude_positive: bool = False
+) -> Tensor:
+    """Indices ``[M, keep]`` of each pixel's semi-hard prototypes.
+
+    Prototypes are ranked per pixel by similarity (``logits`` ``[M, P]``, descending, ties
+    by lower index, excluded prototypes last); ranks ``skip .. skip+keep-1`` are returned.
+    As in the official code the positive is ranked with the others (it then appears in the
+    denominator twice if it falls in the band); ``exclude_positive=True`` ranks it last.
+    """
+    with torch.no_grad():
+        scores = logits.detach()
+        if exclude_positive:
+            scores = scores.scatter(1, targets[:, None], 2 * _EXCLUDED_LOGIT)
+        order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    return order[:, skip : skip + keep]
+
+
+def rank_within_class(values: Tensor, classes: Tensor, num_classes: int) -> Tensor:
+    """Ascending rank ``[M]`` of each value among the values of its class.
+
+    ``values`` ``[M]`` float, ``classes`` ``[M]`` int in ``[0, num_classes)``; ties go to the
+    lower position. Two stable sorts, no loop over classes.
+    """
+    by_value = torch.argsort(values, stable=True)
+    order = by_value[torch.argsort(classes[by_value], stable=True)]
+    counts = torch.zeros(num_classes, dtype=torch.long, device=classes.device)
+    counts.scatter_add_(0, classes, torch.ones_like(classes))
+    starts = counts.cumsum(0) - counts
+    ranks = torch.empty_like(classes)
+    ranks[order] = torch.arange(classes.numel(), device=classes.device) - starts[classes[order]]
+    return ranks
+
+
+def hard_pixel_sampling(
+    similarity: Tensor,
+    targets: Tensor,
+    keep: Tensor,
+    num_classes: int,
+    *,
+    random_fraction: float = 0.5,
+    hard_fraction: float = 0.5,
+    hard_upper: float = 0.6,
+    generator: torch.Generator | None = None,
+    random_keys: Tensor | None = None,
+) -> Tensor:
+    """Per-pixel weights ``[M]`` that turn per-pixel losses into the sampled intra loss.
+
+    For each class with ``L >= 2`` counted pixels (official code): ``floor(L*random_fraction)``
+    pixels at random, plus the pixels at ascending-``similarity`` ranks
+    ``floor(L*hard_upper) - floor(L*hard_fraction) .. floor(L*hard_upper) - 1`` (the
+    hardest ~10% are skipped as likely label noise). A pixel drawn by both counts twice.
+    The class's loss is the mean over its draws; the classes' losses are summed and divided
+    by the number of classes with at least one pixel (classes with one pixel count, and add
+    0). ``sum(weights * loss)`` is that value.
+
+    ``similarity`` ``[M]`` similarity of each pixel to its own prototype; ``targets`` ``[M]``
+    its class; ``keep`` ``[M]`` bool, pixels that take part. The random draw is one
+    ``torch.rand(M, generator=generator)`` (or ``random_keys`` ``[M]``): a class's random
+    pixels are those with the smallest keys.
+    """
+    for name, value in (
+        ("random_fraction", random_fraction), ("hard_fraction", hard_fraction),
+        ("hard_upper", hard_upper),
+    ):
+        if not 0 <= value <= 1:
+            raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    m = targets.numel()
+    device = targets.device
+    groups = torch.where(keep, targets, torch.full_like(targets, num_classes))  # extra group
+    counts = torch.zeros(num_classes + 1, dtype=torch.long, device=device)
+    counts.scatter_add_(0, groups, torch.ones_like(groups))
+    size = counts[groups].double()  # L of each pixel's class
+    if random_keys is None:
+        random_keys = torch.rand(m, generator=generator, device=device)
+    random_rank = rank_within_class(random_keys, groups, num_classes + 1)
+    hard_rank = rank_within_class(similarity.detach(), groups, num_classes + 1)
+
+    n_random = torch.floor(size * random_fraction).long()
+    upper = torch.floor(size * hard_upper).long()
+    lower = (upper - torch.floor(size * hard_fraction).long()).clamp_min(0)
+    draws = (random_rank < n_random).long() + ((hard_rank >= lower) & (hard_rank < upper)).long()
+    per_class = n_random + upper - lower
+    eligible = keep & (size >= 2) & (per_class > 0)
+    weights = torch.where(eligible, draws.double() / per_class.clamp_min(1).double(), 0.0)
+    num_present = (counts[:num_classes] > 0).sum().clamp_min(1)
+    return (weights / num_present).to(similarity.dtype)
+
+
+def intra_view_loss(
+    embeddings: Tensor,
+    labels: Tensor,
+    prototypes: Tensor,
+    tau: float = 0.1,
+    *,
+    valid: Tensor | None = None,
+    mining: bool = True,
+    sampling: bool = True,
+    mining_skip_fraction: float = 3 / 21,
+    mining_keep_fraction: float = 10 / 21,
+    mining_exclude_positive: bool = False,
+    sampling_random_fraction: float = 0.5,
+    sampling_hard_fraction: float = 0.5,
+    sampling_hard_upper: float = 0.6,
+    generator: torch.Generator | None = None,
+    ignore_index: int | None = 255,
+    validate: bool = True,
+) -> Tensor:
+    """Intra-view term ``F(v_i; y_i; P)`` with semi-hard prototype mining and hard pixel
+    sampling, each switchable.
+
+    Without mining the denominator runs over all (valid) prototypes; with it, over the
+    positive plus the semi-hard band of :func:`semi_hard_prototypes`. Without sampling the
+    loss is the mean over counted pixels (= :func:`pixel_prototype_nce`); with it, the
+    class-balanced sample of :func:`hard_pixel_sampling`. Shapes as in
+    :func:`pixel_prototype_nce`; returns a scalar.
+    """
+    _check(embeddings, labels, prototypes, valid, tau, ignore_index, validate)
+    targets, keep = flatten_labels(labels, ignore_index, valid)
+    logits = prototype_logits(flatten_embeddings(embeddings), prototypes, tau, valid)
+    return intra_from_logits(
+        logits, targets, keep, mining=mining, sampling=sampling,
+        mining_skip_fraction=mining_skip_fraction, mining_keep_fraction=mining_keep_fraction,
+        mining_exclude_positive=mining_exclude_positive,
+        sampling_random_fraction=sampling_random_fraction,
+        sampling_hard_fraction=sampling_hard_fraction, sampling_hard_upper=sampling_hard_upper,
+        generator=generator,
+    )
+
+
+def intra_from_logits(
+    logits: Tensor,
+    targets: Tensor,
+    keep: Tensor,
+    *,
+    mining: bool = True,
+    sampling: bool = True,
+    mining_skip_fraction: float = 3 / 21,
+    mining_keep_fraction: float = 10 / 21,
+    mining_exclude_positive: bool = False,
+    sampling_random_fraction: float = 0.5,
+    sampling_hard_fraction: float = 0.5,
+    sampling_hard_upper: float = 0.6,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """:func:`intra_view_loss` on logits ``[M, P]``, targets ``[M]`` and keep ``[M]``
+    (see :func:`flatten_labels`, :func:`prototype_logits`)."""
+    num_protos = logits.shape[1]
+    positive = logits.gather(1, targets[:, None])  # [M, 1]
+    if mining:
+        skip, count = mining_band(num_protos, mining_skip_fraction, mining_keep_fraction)
+        band = semi_hard_prototypes(logits, targets, skip, count, mining_exclude_positive)
+        denominator = torch.logsumexp(torch.cat([positive, logits.gather(1, band)], dim=1), dim=1)
+    else:
+        denominator = torch.logsumexp(logits, dim=1)
+    nll = torch.where(keep, denominator - positive[:, 0], torch.zeros_like(denominator))
+    if not sampling:
+        return nll.sum() / keep.sum().clamp_min(1)
+    weights = hard_pixel_sampling(
+        positive[:, 0].detach(), targets, keep, num_protos,
+        random_fraction=sampling_random_fraction, hard_fraction=sampling_hard_fraction,
+        hard_upper=sampling_hard_upper, generator=generator,
+    )
+    return (weights * nll).sum()

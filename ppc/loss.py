@@ -1,0 +1,236 @@
+"""The PPC loss of both views as one module, configured by one dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from ._checks import require_finite, require_floating, require_match, require_tensor
+from .cams import check_cams_and_labels, normalize_cams, pseudo_labels
+from .contrast import (
+    _EXCLUDED_LOGIT,
+    flatten_embeddings,
+    flatten_labels,
+    intra_from_logits,
+    mining_band,
+    nce_from_logits,
+)
+from .prototypes import Prototypes, estimate_prototypes
+
+TERMS = ("cross_prototype", "cross_cam", "intra", "total")
+
+
+@dataclass
+class PPCConfig:
+    """Every hyper-parameter and switch of the PPC loss (defaults: the official code).
+
+    top_k: K pixels per class for a prototype (paper: 32 at 16x16 maps, i.e. h*w/8).
+    tau: temperature of the softmax over prototypes.
+    alpha, beta: weights of the cross-view (cross-prototype + cross-CAM) and intra-view terms.
+    bg_threshold: constant background score of the pseudo labels.
+    cross_prototype, cross_cam, intra: switch each term on or off.
+    prototype_mining: semi-hard prototype mining in the intra term.
+    pixel_sampling: hard pixel sampling in the intra term.
+    mining_skip_fraction, mining_keep_fraction: the mining band (3/21 and 10/21: ranks 3..12
+        of 21 prototypes); mining_exclude_positive ranks the positive out of the band.
+    sampling_random_fraction, sampling_hard_fraction, sampling_hard_upper: per class, a
+        random ``L*random`` pixels plus the ascending-similarity ranks
+        ``[L*upper - L*hard, L*upper)`` (0.5, 0.5, 0.6 in the official code).
+    prototype_embeddings: "raw" (official: average the projections, then normalise) or
+        "normalized" (the paper's formula: average the normalised embeddings).
+    prototype_classes: "all" (official: rank every class in every image; every prototype
+        stays in every softmax) or "present" (rank a class only in images labelled with it;
+        classes absent from the batch leave the softmax).
+    validate: check input values (NaN, ranges) on every call; one host-device sync.
+    """
+
+    top_k: int = 32
+    tau: float = 0.1
+    alpha: float = 0.1
+    beta: float = 0.1
+    bg_threshold: float = 0.2
+    cross_prototype: bool = True
+    cross_cam: bool = True
+    intra: bool = True
+    prototype_mining: bool = True
+    pixel_sampling: bool = True
+    mining_skip_fraction: float = 3 / 21
+    mining_keep_fraction: float = 10 / 21
+    mining_exclude_positive: bool = False
+    sampling_random_fraction: float = 0.5
+    sampling_hard_fraction: float = 0.5
+    sampling_hard_upper: float = 0.6
+    prototype_embeddings: str = "raw"
+    prototype_classes: str = "all"
+    validate: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k < 1:
+            raise ValueError(f"PPCConfig.top_k must be a positive int, got {self.top_k!r}")
+        if not self.tau > 0:
+            raise ValueError(f"PPCConfig.tau must be > 0, got {self.tau!r}")
+        for name in ("alpha", "beta"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"PPCConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("sampling_random_fraction", "sampling_hard_fraction", "sampling_hard_upper"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"PPCConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        mining_band(21, self.mining_skip_fraction, self.mining_keep_fraction)  # checks fractions
+        if self.prototype_embeddings not in ("raw", "normalized"):
+            raise ValueError(
+                "PPCConfig.prototype_embeddings must be 'raw' (official code) or "
+                f"'normalized' (paper), got {self.prototype_embeddings!r}"
+            )
+        if self.prototype_classes not in ("all", "present"):
+            raise ValueError(
+                "PPCConfig.prototype_classes must be 'all' (official code) or 'present', "
+                f"got {self.prototype_classes!r}"
+            )
+
+    def replace(self, **changes) -> "PPCConfig":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _mask_invalid(logits: Tensor, valid: Tensor) -> Tensor:
+    return logits.masked_fill(~valid, _EXCLUDED_LOGIT)
+
+
+class ViewState(NamedTuple):
+    """What PPC derives from one view: normalised CAMs ``[N, C, H, W]``, pseudo labels
+    ``[N, H, W]`` (0 = background, ignore label outside ``pixel_mask``) and prototypes."""
+
+    cams: Tensor
+    labels: Tensor
+    prototypes: Prototypes
+
+
+class PixelToPrototypeContrast(nn.Module):
+    """PPC loss over a source view S and a target view T = A(S).
+
+    ``forward(proj_s, cams_s, proj_t, cams_t, image_labels)`` with projections
+    ``[N, D, H, W]`` (``f_proj`` output, before normalisation) and foreground CAMs
+    ``[N, C, H, W]`` of both views, already brought to the same pixel grid (apply A to S's
+    features and CAMs first: pixel i of S must correspond to pixel i of T), and
+    ``image_labels`` ``[N, C]`` multi-hot. Optional ``pixel_mask`` ``[N, H, W]`` bool marks
+    the pixels where the correspondence holds (e.g. inside a rotated frame).
+
+    Returns a dict of scalars: ``cross_prototype``, ``cross_cam``, ``intra`` (each averaged
+    over both views; 0 when switched off) and ``total = alpha * (cross_prototype +
+    cross_cam) + beta * intra``. CAMs and prototypes carry no gradient; the loss flows into
+    the projections only.
+    """
+
+    def __init__(self, config: PPCConfig | None = None, process_group=None) -> None:
+        super().__init__()
+        self.config = config if config is not None else PPCConfig()
+        self.process_group = process_group
+
+    def extra_repr(self) -> str:
+        return repr(self.config)
+
+    def view_state(
+        self, proj: Tensor, cams: Tensor, image_labels: Tensor, pixel_mask: Tensor | None = None
+    ) -> ViewState:
+        """Normalised CAMs, pseudo labels and prototypes of one view (no gradient)."""
+        cfg = self.config
+        with torch.no_grad():
+            norm = normalize_cams(cams.detach().float(), validate=False)
+            labels = pseudo_labels(norm, image_labels, cfg.bg_threshold, validate=False)
+            if pixel_mask is not None:
+                labels = labels.masked_fill(~pixel_mask, 255)
+            protos = estimate_prototypes(
+                proj, norm, image_labels, cfg.top_k,
+                normalize_embeddings=cfg.prototype_embeddings == "normalized",
+                rank_absent=cfg.prototype_classes == "all",
+                pixel_mask=pixel_mask, process_group=self.process_group, validate=False,
+            )
+        return ViewState(norm, labels, protos)
+
+    def _check(self, proj_s, cams_s, proj_t, cams_t, image_labels, pixel_mask) -> None:
+        validate = self.config.validate
+        for view, proj, cams in (("s", proj_s, cams_s), ("t", proj_t, cams_t)):
+            require_tensor(f"proj_{view}", proj, "[N, D, H, W]", 4)
+            require_floating(f"proj_{view}", proj, "[N, D, H, W]")
+            require_tensor(f"cams_{view}", cams, "[N, C, H, W]", 4)
+            check_cams_and_labels(cams, image_labels, validate, normalised=False)
+            if validate:
+                require_finite(f"proj_{view}", proj)
+                require_finite(f"cams_{view}", cams)
+        hint = "apply the view transform A to the source's features and CAMs first (ppc.views)"
+        for axis, what in ((0, "batch size N"), (2, "height H"), (3, "width W")):
+            for name, t in (("cams_s", cams_s), ("proj_t", proj_t), ("cams_t", cams_t)):
+                require_match(what, name, t.shape[axis], "proj_s", proj_s.shape[axis], hint)
+        require_match("embedding dimension D", "proj_t", proj_t.shape[1], "proj_s", proj_s.shape[1])
+        if pixel_mask is not None:
+            n, _, h, w = proj_s.shape
+            require_tensor("pixel_mask", pixel_mask, "[N, H, W]", 3)
+            if tuple(pixel_mask.shape) != (n, h, w) or pixel_mask.dtype != torch.bool:
+                raise ValueError(
+                    f"pixel_mask must be a bool tensor of shape [N, H, W] = {(n, h, w)}, "
+                    f"got {pixel_mask.dtype} of shape {tuple(pixel_mask.shape)}"
+                )
+
+    def forward(
+        self,
+        proj_s: Tensor,
+        cams_s: Tensor,
+        proj_t: Tensor,
+        cams_t: Tensor,
+        image_labels: Tensor,
+        *,
+        pixel_mask: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        cfg = self.config
+        self._check(proj_s, cams_s, proj_t, cams_t, image_labels, pixel_mask)
+        s = self.view_state(proj_s, cams_s, image_labels, pixel_mask)
+        t = self.view_state(proj_t, cams_t, image_labels, pixel_mask)
+
+        # One normalisation and one matmul per view, against both views' prototypes.
+        own, other, targets = {}, {}, {}
+        for name, proj, view, opposite in (("s", proj_s, s, t), ("t", proj_t, t, s)):
+            v = flatten_embeddings(proj)
+            both = torch.cat([view.prototypes.vectors, opposite.prototypes.vectors])
+            logits = v @ both.to(v.dtype).t() / cfg.tau
+            num = view.prototypes.vectors.shape[0]
+            own[name] = _mask_invalid(logits[:, :num], view.prototypes.valid)
+            other[name] = _mask_invalid(logits[:, num:], opposite.prototypes.valid)
+            targets[name] = {
+                key: flatten_labels(labels, 255, valid)
+                for key, labels, valid in (
+                    ("own", view.labels, view.prototypes.valid),
+                    ("other_protos", view.labels, opposite.prototypes.valid),
+                    ("other_labels", opposite.labels, view.prototypes.valid),
+                )
+            }
+
+        zero = proj_s.new_zeros((), dtype=torch.float32)
+        terms = {"cross_prototype": zero, "cross_cam": zero, "intra": zero}
+        if cfg.cross_prototype:  # F(v_i; y_i; P'): own pixels and labels, other prototypes
+            terms["cross_prototype"] = 0.5 * sum(
+                nce_from_logits(other[v], *targets[v]["other_protos"]) for v in "st")
+        if cfg.cross_cam:  # F(v_i; y'_i; P): own pixels and prototypes, other labels
+            terms["cross_cam"] = 0.5 * sum(
+                nce_from_logits(own[v], *targets[v]["other_labels"]) for v in "st")
+        if cfg.intra:  # F(v_i; y_i; P) with mining and sampling
+            terms["intra"] = 0.5 * sum(
+                intra_from_logits(
+                    own[v], *targets[v]["own"], mining=cfg.prototype_mining,
+                    sampling=cfg.pixel_sampling,
+                    mining_skip_fraction=cfg.mining_skip_fraction,
+                    mining_keep_fraction=cfg.mining_keep_fraction,
+                    mining_exclude_positive=cfg.mining_exclude_positive,
+                    sampling_random_fraction=cfg.sampling_random_fraction,
+                    sampling_hard_fraction=cfg.sampling_hard_fraction,
+                    sampling_hard_upper=cfg.sampling_hard_upper,
+                    generator=generator,
+                )
+                for v in "st"
+            )
+        terms["total"] = cfg.alpha * (terms["cross_prototype"] + terms["cross_cam"]) + cfg.beta * terms["intra"]
+        return terms

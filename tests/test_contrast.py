@@ -1,0 +1,181 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+import ppc
+from reference import intra as ref_intra
+from reference import nce as ref_nce
+
+
+def _setup(seed, n=3, d=8, h=6, w=5, num_protos=8, ignore_some=True):
+    g = torch.Generator().manual_seed(seed)
+    emb = torch.randn(n, d, h, w, generator=g, dtype=torch.float64, requires_grad=True)
+    protos = F.normalize(torch.randn(num_protos, d, generator=g, dtype=torch.float64), dim=1)
+    labels = torch.randint(0, num_protos, (n, h, w), generator=g)
+    if ignore_some:
+        labels[0, 0, :3] = 255
+    return emb, labels, protos
+
+
+def _grad(loss, emb):
+    (g,) = torch.autograd.grad(loss, emb)
+    return g
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("with_valid", [False, True])
+def test_nce_matches_loop_values_and_gradients(seed, with_valid):
+    emb, labels, protos = _setup(seed)
+    valid = torch.tensor([True, True, False, True, True, True, False, True]) if with_valid else None
+    got = ppc.pixel_prototype_nce(emb, labels, protos, 0.1, valid=valid)
+    want = ref_nce(emb, labels, protos, 0.1, valid)
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(_grad(got, emb), _grad(want, emb), atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_nce_is_stable_at_small_tau(dtype):
+    emb, labels, protos = _setup(0, ignore_some=False)
+    emb, protos = emb.to(dtype), protos.to(dtype)
+    got = ppc.pixel_prototype_nce(emb, labels, protos, tau=1e-3)
+    assert torch.isfinite(got) and got.dtype == dtype
+    logits = F.normalize(emb, dim=1).permute(0, 2, 3, 1).reshape(-1, 8) @ protos.t() / 1e-3
+    torch.testing.assert_close(got, F.cross_entropy(logits, labels.reshape(-1)))
+
+
+def test_nce_all_pixels_ignored_is_zero_with_zero_gradient():
+    emb, labels, protos = _setup(1)
+    labels[:] = 255
+    got = ppc.pixel_prototype_nce(emb, labels, protos)
+    assert got.item() == 0
+    assert torch.all(_grad(got, emb) == 0)
+
+
+def test_cross_terms_are_nce_with_swapped_roles():
+    emb, labels, protos = _setup(2)
+    other_labels = torch.randint(0, 8, labels.shape)
+    other_protos = F.normalize(torch.randn_like(protos), dim=1)
+    assert torch.equal(ppc.cross_prototype_loss(emb, labels, other_protos),
+                       ppc.pixel_prototype_nce(emb, labels, other_protos))
+    assert torch.equal(ppc.cross_cam_loss(emb, other_labels, protos),
+                       ppc.pixel_prototype_nce(emb, other_labels, protos))
+
+
+def test_mining_band_official_ranks():
+    assert ppc.mining_band(21, 3 / 21, 10 / 21) == (3, 10)
+    assert ppc.mining_band(8, 3 / 21, 10 / 21) == (1, 4)
+    assert ppc.mining_band(2, 3 / 21, 10 / 21) == (0, 1)
+    with pytest.raises(ValueError, match="mining fractions"):
+        ppc.mining_band(21, 1.0, 0.5)
+
+
+def test_semi_hard_prototypes_rank_ties_and_exclusions():
+    logits = torch.tensor([[5.0, 4.0, 4.0, 3.0, -1e9, 2.0]])
+    targets = torch.tensor([0])
+    assert ppc.semi_hard_prototypes(logits, targets, 1, 3).tolist() == [[1, 2, 3]]
+    assert ppc.semi_hard_prototypes(logits, targets, 0, 6).tolist() == [[0, 1, 2, 3, 5, 4]]
+    assert ppc.semi_hard_prototypes(logits, targets, 0, 6, True).tolist() == [[1, 2, 3, 5, 4, 0]]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("mining", [False, True])
+@pytest.mark.parametrize("sampling", [False, True])
+@pytest.mark.parametrize("exclude_positive", [False, True])
+def test_intra_matches_loop(seed, mining, sampling, exclude_positive):
+    emb, labels, protos = _setup(seed, num_protos=21)
+    valid = torch.ones(21, dtype=torch.bool)
+    valid[[4, 9]] = False
+    labels[(labels == 4) | (labels == 9)] = 0
+    got = ppc.intra_view_loss(
+        emb, labels, protos, 0.1, valid=valid, mining=mining, sampling=sampling,
+        mining_exclude_positive=exclude_positive, generator=torch.Generator().manual_seed(seed),
+    )
+    keys = torch.rand(labels.numel(), generator=torch.Generator().manual_seed(seed))
+    want = ref_intra(emb, labels, protos, 0.1, valid=valid, mining=mining, sampling=sampling,
+                     skip=3, keep=10, exclude_positive=exclude_positive, random_keys=keys)
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(_grad(got, emb), _grad(want, emb), atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("fractions", [(0.5, 0.5, 0.6), (0.25, 0.75, 0.6), (0.0, 0.3, 1.0)])
+def test_intra_sampling_fractions_match_loop(fractions):
+    emb, labels, protos = _setup(7)
+    r, hd, up = fractions
+    got = ppc.intra_view_loss(emb, labels, protos, mining=False, sampling_random_fraction=r,
+                              sampling_hard_fraction=hd, sampling_hard_upper=up,
+                              generator=torch.Generator().manual_seed(1))
+    keys = torch.rand(labels.numel(), generator=torch.Generator().manual_seed(1))
+    want = ref_intra(emb, labels, protos, 0.1, mining=False, random_fraction=r,
+                     hard_fraction=hd, hard_upper=up, random_keys=keys)
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-5)
+
+
+def test_sampling_classes_with_zero_one_and_two_pixels():
+    """Class 1 has 1 pixel (counted in the class average, contributes 0), class 2 has
+    2 pixels, class 3 has none; pixel ties in similarity go to the lower index."""
+    emb, _, protos = _setup(3, n=1, h=2, w=4, num_protos=4)
+    labels = torch.tensor([[[0, 0, 0, 1], [2, 2, 0, 0]]])
+    with torch.no_grad():
+        emb[0, :, 0, 1] = emb[0, :, 0, 0]  # two class-0 pixels with equal similarity
+    keys = torch.rand(8, generator=torch.Generator().manual_seed(5))
+    got = ppc.intra_view_loss(emb, labels, protos, mining=False,
+                              generator=torch.Generator().manual_seed(5))
+    want = ref_intra(emb, labels, protos, 0.1, mining=False, random_keys=keys)
+    torch.testing.assert_close(got.double(), want, atol=1e-6, rtol=1e-6)
+    weights = ppc.hard_pixel_sampling(
+        torch.zeros(8), labels.reshape(-1), torch.ones(8, dtype=torch.bool), 4, random_keys=keys)
+    assert weights[3] == 0  # the single class-1 pixel is never drawn
+    torch.testing.assert_close(weights.sum(), torch.tensor(2 / 3))  # classes 0 and 2 of 3
+
+
+def test_sampling_random_half_follows_the_keys():
+    labels = torch.zeros(10, dtype=torch.long)
+    keys = torch.tensor([0.9, 0.1, 0.8, 0.2, 0.7, 0.3, 0.6, 0.4, 0.5, 0.0])
+    sims = torch.arange(10.0)  # hard band (ascending): ranks 1..5 -> pixels 1..5
+    w = ppc.hard_pixel_sampling(sims, labels, torch.ones(10, dtype=torch.bool), 1,
+                                random_keys=keys)
+    draws = (w * 10).round().long().tolist()  # 10 draws in all: weight 1/10 per draw
+    assert draws == [0, 2, 1, 2, 1, 2, 0, 1, 0, 1]
+
+
+def test_gradcheck_small_double():
+    emb, labels, protos = _setup(4, n=1, d=3, h=2, w=3, num_protos=4)
+    valid = torch.tensor([True, True, False, True])
+    labels[labels == 2] = 1
+    assert torch.autograd.gradcheck(
+        lambda e: ppc.pixel_prototype_nce(e, labels, protos, 0.5, valid=valid), (emb,))
+
+    def intra(e):
+        return ppc.intra_view_loss(e, labels, protos, 0.5, valid=valid,
+                                   mining_skip_fraction=0.25, mining_keep_fraction=0.5,
+                                   generator=torch.Generator().manual_seed(0))
+    assert torch.autograd.gradcheck(intra, (emb,))
+
+
+def test_bad_inputs():
+    emb, labels, protos = _setup(5)
+    with pytest.raises(ValueError, match=r"labels must have shape \[N, H, W\] = \(3, 6, 5\)"):
+        ppc.pixel_prototype_nce(emb, labels[:, :5], protos)
+    with pytest.raises(ValueError, match=r"embeddings must have shape \[N, D, H, W\]"):
+        ppc.pixel_prototype_nce(emb[0], labels, protos)
+    with pytest.raises(ValueError, match=r"prototypes must have shape \[P, D\]"):
+        ppc.pixel_prototype_nce(emb, labels, protos[0])
+    with pytest.raises(ValueError, match=r"embedding dimension D of prototypes \(4\)"):
+        ppc.pixel_prototype_nce(emb, labels, protos[:, :4])
+    with pytest.raises(ValueError, match=r"labels must hold class indices in \[0, 7\].*e.g. 8"):
+        ppc.pixel_prototype_nce(emb, labels.masked_fill(labels == 1, 8), protos)
+    with pytest.raises(ValueError, match=r"labels must hold class indices"):
+        ppc.intra_view_loss(emb, labels - 1, protos)
+    with pytest.raises(ValueError, match="labels must be an integer tensor"):
+        ppc.pixel_prototype_nce(emb, labels.float(), protos)
+    with pytest.raises(ValueError, match="tau must be > 0"):
+        ppc.pixel_prototype_nce(emb, labels, protos, tau=0)
+    with pytest.raises(ValueError, match=r"valid must be a bool tensor of shape \[P\] = \[8\]"):
+        ppc.pixel_prototype_nce(emb, labels, protos, valid=torch.ones(7, dtype=torch.bool))
+    nan = emb.detach().clone()
+    nan[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="embeddings contains 1 NaN"):
+        ppc.pixel_prototype_nce(nan, labels, protos)
+    with pytest.raises(ValueError, match="random_fraction must be in"):
+        ppc.intra_view_loss(emb, labels, protos, sampling_random_fraction=1.5)
+

@@ -1,0 +1,86 @@
+"""The project's own files agree with each other: one set of packages and versions in
+pyproject.toml, environment.yml and constraints.txt; CI runs the README's test command."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDA_NAMES = {"torch": "pytorch"}  # PyPI name -> conda-forge name
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].strip().lower()
+
+
+def _pyproject_requirements():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        reqs += extra
+    return reqs
+
+
+def _constraints():
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, version = line.split("==")
+            pins[name.lower().replace("_", "-")] = version
+    return pins
+
+
+def _environment():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda, pip = {}, {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            for item in dep["pip"]:
+                if "==" in item:
+                    name, version = item.split("==")
+                    pip[name.lower()] = version
+        elif "=" in dep:
+            name, version = dep.split("=")
+            conda[name.lower()] = version
+    return conda, pip
+
+
+def test_every_dependency_is_pinned_in_constraints():
+    pins = _constraints()
+    for req in _pyproject_requirements():
+        assert _name(req) in pins, f"{req} (pyproject.toml) has no pin in constraints.txt"
+
+
+def test_environment_yml_has_every_dependency_at_the_pinned_version():
+    pins = _constraints()
+    conda, pip = _environment()
+    for req in _pyproject_requirements():
+        name = _name(req)
+        conda_name = CONDA_NAMES.get(name, name)
+        if conda_name in conda:
+            assert conda[conda_name] == pins[name], f"environment.yml {conda_name}"
+        else:
+            assert pip.get(name) == pins[name], f"{name} missing from environment.yml"
+    for conda_name, version in conda.items():
+        name = {v: k for k, v in CONDA_NAMES.items()}.get(conda_name, conda_name)
+        if name != "python":
+            assert pins.get(name) == version, f"environment.yml pins {conda_name}={version}"
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in ci.splitlines()[-1]
+    assert "make test" in readme and "make book" in readme
+
+
+def test_torch_pair_is_the_tested_one():
+    import torch
+    import torchvision
+
+    pins = _constraints()
+    assert torch.__version__.split("+")[0] == pins["torch"]
+    assert torchvision.__version__.split("+")[0] == pins["torchvision"]

@@ -138,10 +138,11 @@ def reference_intra(emb: Tensor, labels: Tensor, prototypes: Tensor) -> Tensor:
     device = emb.device
     rows = torch.arange(num_pixels, device=device)
 
-    # The official code draws 10 random prototype indices for every pixel and never uses
-    # the result. Kept on purpose (result discarded): this per-pixel Python random.sample
-    # and the tensor built from it are part of the official code's cost.
-    torch.tensor(
+    # The official code draws 10 random prototype indices for every pixel, gathers those
+    # prototypes ([M, 10, D]) and never uses the result. Kept on purpose (result
+    # discarded): the per-pixel Python random.sample, the tensor built from it and the
+    # gather are part of the official code's cost.
+    random_band = torch.tensor(
         [random.sample(range(num_protos), MINING_KEEP) for _ in range(num_pixels)],
         device=device,
     )
@@ -151,6 +152,7 @@ def reference_intra(emb: Tensor, labels: Tensor, prototypes: Tensor) -> Tensor:
     ranked = torch.topk(similarity.detach(), MINING_SKIP + MINING_KEEP, dim=1).indices
     band = ranked[:, MINING_SKIP:]  # [M, 10]
     repeated = prototypes[None].repeat(num_pixels, 1, 1)  # [M, 21, D]
+    repeated[rows[:, None], random_band]  # unused in the official code too
     negatives = repeated[rows[:, None], band]  # [M, 10, D]
     positive = torch.sum(emb * prototypes[labels], dim=1) / TAU  # [M]
     negative = torch.sum(emb[:, None] * negatives, dim=2) / TAU  # [M, 10]

@@ -27,7 +27,9 @@ LABELS_DOC = "[N, C]"
 NORMALISED_HINT = "pass CAMs normalised by ppc.normalize_cams"
 
 
-def check_cams_and_labels(cams: Tensor, image_labels: Tensor, validate: bool, normalised: bool) -> None:
+def check_cams_and_labels(
+    cams: Tensor, image_labels: Tensor, validate: bool, normalised: bool
+) -> None:
     """Shape (always) and value (``validate``) checks of a CAM batch and its image labels."""
     require_tensor("cams", cams, CAMS_DOC, 4)
     require_floating("cams", cams, CAMS_DOC)
@@ -93,4 +95,5 @@ def pseudo_labels(
     present = image_labels.to(torch.bool)[:, :, None, None]
     foreground = cams.masked_fill(~present, float("-inf"))
     background = cams.new_full((n, 1, h, w), float(bg_threshold))
-    return torch.cat([background, foreground], dim=1).argmax(dim=1)
+    # max(dim).indices, not argmax: same first-maximum rule, several times faster on a CPU
+    return torch.cat([background, foreground], dim=1).max(dim=1).indices

@@ -9,7 +9,6 @@ Embeddings are L2-normalised per pixel inside; logits are computed in at least f
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ._checks import (
@@ -59,14 +58,6 @@ def _check(embeddings, labels, prototypes, valid, tau, ignore_index, validate) -
         require_labels("labels", labels, prototypes.shape[0], ignore_index)
 
 
-def flatten_embeddings(embeddings: Tensor) -> Tensor:
-    """``[N, D, H, W]`` -> ``[M, D]`` L2-normalised rows, ``M = N*H*W`` in ``n, y, x`` order,
-    in at least float32 (bfloat16/float16 projections from autocast are promoted)."""
-    d = embeddings.shape[1]
-    dtype = torch.promote_types(embeddings.dtype, torch.float32)
-    return F.normalize(embeddings.to(dtype).permute(0, 2, 3, 1).reshape(-1, d), dim=-1)
-
-
 def flatten_labels(
     labels: Tensor, ignore_index: int | None, valid: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
@@ -80,10 +71,25 @@ def flatten_labels(
     return targets, keep
 
 
-def prototype_logits(v: Tensor, prototypes: Tensor, tau: float, valid: Tensor | None) -> Tensor:
-    """``v . p_c / tau`` ``[M, P]`` for normalised pixels ``v`` ``[M, D]``; prototypes outside
-    ``valid`` get a logit of -1e9, which leaves every softmax."""
-    logits = v @ prototypes.to(v.dtype).t() / tau
+def prototype_logits(
+    embeddings: Tensor, prototypes: Tensor, tau: float, valid: Tensor | None = None
+) -> Tensor:
+    """``v_i . p_c / tau`` ``[M, P]`` for every pixel of ``embeddings`` ``[N, D, H, W]``.
+
+    ``v_i`` is the L2-normalised embedding; rows are pixels in ``n, y, x`` order
+    (``M = N*H*W``). Computed as ``(f_i . p_c) / |f_i|`` on the ``[N, D, H*W]`` layout, so
+    the large embedding tensor is neither copied nor normalised element by element (the
+    cost of the loss on a CPU). At least float32 (bfloat16 from autocast is promoted).
+    Prototypes outside ``valid`` ``[P]`` get a logit of -1e9, which leaves every softmax.
+    """
+    n, d = embeddings.shape[:2]
+    dtype = torch.promote_types(embeddings.dtype, torch.float32)
+    flat = embeddings.to(dtype).reshape(n, d, -1)  # [N, D, HW], a view
+    # 1 / max(|f_i|, 1e-12) as F.normalize; a sum of squares reduces over D much faster
+    # than torch.norm on this strided layout
+    scale = (flat * flat).sum(dim=1).clamp_min(1e-24).rsqrt() / tau  # [N, HW]
+    raw = torch.matmul(prototypes.to(dtype), flat)  # [N, P, HW]
+    logits = (raw * scale[:, None]).transpose(1, 2).reshape(-1, prototypes.shape[0])
     if valid is not None:
         logits = logits.masked_fill(~valid, _EXCLUDED_LOGIT)
     return logits
@@ -123,7 +129,7 @@ def pixel_prototype_nce(
     """
     _check(embeddings, labels, prototypes, valid, tau, ignore_index, validate)
     targets, keep = flatten_labels(labels, ignore_index, valid)
-    logits = prototype_logits(flatten_embeddings(embeddings), prototypes, tau, valid)
+    logits = prototype_logits(embeddings, prototypes, tau, valid)
     return nce_from_logits(logits, targets, keep)
 
 
@@ -179,19 +185,21 @@ def semi_hard_prototypes(
 
 
 def rank_within_class(values: Tensor, classes: Tensor, num_classes: int) -> Tensor:
-    """Ascending rank ``[M]`` of each value among the values of its class.
+    """Ascending rank of each value among the values of its class.
 
-    ``values`` ``[M]`` float, ``classes`` ``[M]`` int in ``[0, num_classes)``; ties go to the
-    lower position. Two stable sorts, no loop over classes.
+    ``values`` ``[M]`` or ``[R, M]`` (R independent rankings, done together), ``classes``
+    ``[M]`` int in ``[0, num_classes)`` -> int64 ranks of the same shape as ``values``; ties
+    go to the lower position. Two stable sorts, no loop over classes.
     """
-    by_value = torch.argsort(values, stable=True)
-    order = by_value[torch.argsort(classes[by_value], stable=True)]
+    rows = values if values.dim() == 2 else values[None]
+    by_value = torch.argsort(rows, dim=1, stable=True)
+    order = by_value.gather(1, torch.argsort(classes[by_value], dim=1, stable=True))
     counts = torch.zeros(num_classes, dtype=torch.long, device=classes.device)
     counts.scatter_add_(0, classes, torch.ones_like(classes))
     starts = counts.cumsum(0) - counts
-    ranks = torch.empty_like(classes)
-    ranks[order] = torch.arange(classes.numel(), device=classes.device) - starts[classes[order]]
-    return ranks
+    position = torch.arange(classes.numel(), device=classes.device).expand_as(order)
+    ranks = torch.empty_like(order).scatter_(1, order, position - starts[classes[order]])
+    return ranks if values.dim() == 2 else ranks[0]
 
 
 def hard_pixel_sampling(
@@ -232,21 +240,26 @@ def hard_pixel_sampling(
     groups = torch.where(keep, targets, torch.full_like(targets, num_classes))  # extra group
     counts = torch.zeros(num_classes + 1, dtype=torch.long, device=device)
     counts.scatter_add_(0, groups, torch.ones_like(groups))
-    size = counts[groups].double()  # L of each pixel's class
     if random_keys is None:
         random_keys = torch.rand(m, generator=generator, device=device)
-    random_rank = rank_within_class(random_keys, groups, num_classes + 1)
-    hard_rank = rank_within_class(similarity.detach(), groups, num_classes + 1)
+    keys = torch.stack([random_keys.to(similarity.dtype), similarity.detach()])
+    random_rank, hard_rank = rank_within_class(keys, groups, num_classes + 1)
 
+    # Per class (num_classes + 1 entries, the last one the ignored pixels): how many draws.
+    size = counts.double()
     n_random = torch.floor(size * random_fraction).long()
     upper = torch.floor(size * hard_upper).long()
     lower = (upper - torch.floor(size * hard_fraction).long()).clamp_min(0)
-    draws = (random_rank < n_random).long() + ((hard_rank >= lower) & (hard_rank < upper)).long()
     per_class = n_random + upper - lower
-    eligible = keep & (size >= 2) & (per_class > 0)
-    weights = torch.where(eligible, draws.double() / per_class.clamp_min(1).double(), 0.0)
+    eligible = (counts >= 2) & (per_class > 0)
+    eligible[num_classes] = False
     num_present = (counts[:num_classes] > 0).sum().clamp_min(1)
-    return (weights / num_present).to(similarity.dtype)
+    class_weight = torch.where(eligible, 1.0 / (per_class.clamp_min(1) * num_present), 0.0)
+
+    draws = (random_rank < n_random[groups]).to(similarity.dtype) + (
+        (hard_rank >= lower[groups]) & (hard_rank < upper[groups])
+    ).to(similarity.dtype)
+    return draws * class_weight[groups].to(similarity.dtype)
 
 
 def intra_view_loss(
@@ -279,7 +292,7 @@ def intra_view_loss(
     """
     _check(embeddings, labels, prototypes, valid, tau, ignore_index, validate)
     targets, keep = flatten_labels(labels, ignore_index, valid)
-    logits = prototype_logits(flatten_embeddings(embeddings), prototypes, tau, valid)
+    logits = prototype_logits(embeddings, prototypes, tau, valid)
     return intra_from_logits(
         logits, targets, keep, mining=mining, sampling=sampling,
         mining_skip_fraction=mining_skip_fraction, mining_keep_fraction=mining_keep_fraction,
@@ -311,8 +324,15 @@ def intra_from_logits(
     positive = logits.gather(1, targets[:, None])  # [M, 1]
     if mining:
         skip, count = mining_band(num_protos, mining_skip_fraction, mining_keep_fraction)
-        band = semi_hard_prototypes(logits, targets, skip, count, mining_exclude_positive)
-        denominator = torch.logsumexp(torch.cat([positive, logits.gather(1, band)], dim=1), dim=1)
+        # The band's logits by value: tied prototypes have equal logits, so which of them
+        # is in the band does not change the loss, and an unstable sort of values (with a
+        # gradient through them) is enough; semi_hard_prototypes gives the exact indices.
+        scores = logits
+        if mining_exclude_positive:
+            scores = scores.scatter(1, targets[:, None], 2 * _EXCLUDED_LOGIT)
+        ranked = torch.sort(scores, dim=1, descending=True).values
+        band = ranked[:, skip : skip + count]
+        denominator = torch.logsumexp(torch.cat([positive, band], dim=1), dim=1)
     else:
         denominator = torch.logsumexp(logits, dim=1)
     nll = torch.where(keep, denominator - positive[:, 0], torch.zeros_like(denominator))

@@ -13,7 +13,7 @@ from ._checks import require_finite, require_floating, require_match, require_te
 from .cams import check_cams_and_labels, normalize_cams, pseudo_labels
 from .contrast import (
     _EXCLUDED_LOGIT,
-    flatten_embeddings,
+    prototype_logits,
     flatten_labels,
     intra_from_logits,
     mining_band,
@@ -91,7 +91,7 @@ class PPCConfig:
                 f"got {self.prototype_classes!r}"
             )
 
-    def replace(self, **changes) -> "PPCConfig":
+    def replace(self, **changes) -> PPCConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
@@ -191,22 +191,30 @@ class PixelToPrototypeContrast(nn.Module):
         s = self.view_state(proj_s, cams_s, image_labels, pixel_mask)
         t = self.view_state(proj_t, cams_t, image_labels, pixel_mask)
 
-        # One normalisation and one matmul per view, against both views' prototypes.
+        # With every class ranked in every pixel (official default, no pixel mask) every
+        # prototype is valid and no pixel is ignored: skip the masks altogether.
+        masked = cfg.prototype_classes != "all" or pixel_mask is not None
+        ignore = 255 if pixel_mask is not None else None
+
+        def valid(view: ViewState) -> Tensor | None:
+            return view.prototypes.valid if masked else None
+
+        # One matmul per view, against both views' prototypes.
         own, other, targets = {}, {}, {}
         for name, proj, view, opposite in (("s", proj_s, s, t), ("t", proj_t, t, s)):
-            v = flatten_embeddings(proj)
             both = torch.cat([view.prototypes.vectors, opposite.prototypes.vectors])
-            logits = v @ both.to(v.dtype).t() / cfg.tau
+            logits = prototype_logits(proj, both, cfg.tau)
             num = view.prototypes.vectors.shape[0]
-            own[name] = _mask_invalid(logits[:, :num], view.prototypes.valid)
-            other[name] = _mask_invalid(logits[:, num:], opposite.prototypes.valid)
+            own[name], other[name] = logits[:, :num], logits[:, num:]
+            if masked:
+                own[name] = _mask_invalid(own[name], view.prototypes.valid)
+                other[name] = _mask_invalid(other[name], opposite.prototypes.valid)
+            mine = flatten_labels(view.labels, ignore, valid(view))
             targets[name] = {
-                key: flatten_labels(labels, 255, valid)
-                for key, labels, valid in (
-                    ("own", view.labels, view.prototypes.valid),
-                    ("other_protos", view.labels, opposite.prototypes.valid),
-                    ("other_labels", opposite.labels, view.prototypes.valid),
-                )
+                "own": mine,
+                "other_protos": flatten_labels(view.labels, ignore, valid(opposite))
+                if masked else mine,
+                "other_labels": flatten_labels(opposite.labels, ignore, valid(view)),
             }
 
         zero = proj_s.new_zeros((), dtype=torch.float32)
@@ -232,5 +240,6 @@ class PixelToPrototypeContrast(nn.Module):
                 )
                 for v in "st"
             )
-        terms["total"] = cfg.alpha * (terms["cross_prototype"] + terms["cross_cam"]) + cfg.beta * terms["intra"]
+        cross = terms["cross_prototype"] + terms["cross_cam"]
+        terms["total"] = cfg.alpha * cross + cfg.beta * terms["intra"]
         return terms

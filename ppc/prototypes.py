@@ -200,10 +200,6 @@ def estimate_prototypes(
     if validate:
         require_finite("embeddings", embeddings)
 
-    features = embeddings.detach().float()
-    if normalize_embeddings:
-        features = F.normalize(features, dim=1)
-    features = features.permute(0, 2, 3, 1).reshape(-1, d)  # [M, D], M = N*H*W
     confidence = class_confidence(
         cams.detach().float(), image_labels, rank_absent=rank_absent,
         pixel_mask=pixel_mask, validate=False,
@@ -215,7 +211,10 @@ def estimate_prototypes(
     world = _distributed_group_size(process_group)
     k = min(top_k, local_pixels)
     top_values, top_indices = stable_top_k(confidence, k)  # [P, k]
-    top_features = features[top_indices]  # [P, k, D]
+    flat = embeddings.detach().float().reshape(n, d, h * w)  # [N, D, HW], a view
+    top_features = flat[top_indices // (h * w), :, top_indices % (h * w)]  # [P, k, D]
+    if normalize_embeddings:
+        top_features = F.normalize(top_features, dim=-1)
     if world > 1:
         if k < top_k:  # pad so every rank sends the same shapes
             pad = top_k - k

@@ -81,7 +81,7 @@ def prototypes(emb, cams, image_labels, top_k, normalize_embeddings=False, rank_
         weights = [conf for conf, _, _ in chosen]
         if sum(weights) == 0:
             weights = [1.0] * len(chosen)
-        mean = sum(wt * v for wt, (_, _, v) in zip(weights, chosen)) / sum(weights)
+        mean = sum(wt * v for wt, (_, _, v) in zip(weights, chosen, strict=True)) / sum(weights)
         vectors[p] = mean / max(mean.norm().item(), 1e-12)
     return vectors, valid
 
@@ -124,7 +124,7 @@ def intra(emb, labels, protos, tau, *, valid=None, mining=True, sampling=True, s
         ok = [valid is None or bool(valid[c]) for c in range(n_proto)]
         pos = torch.exp(sims[lab] / tau)
         if mining:
-            def key(c):
+            def key(c, lab=lab, ok=ok, sims=sims):
                 group = 2 if (exclude_positive and c == lab) else (0 if ok[c] else 1)
                 return (group, -sims[c].item() if group == 0 else 0.0, c)
             band = sorted(range(n_proto), key=key)[skip:skip + keep]

@@ -31,10 +31,10 @@ def _check_against_loop(cfg, seed, pixel_mask=None, **kw):
     assert set(got) == set(ppc.loss.TERMS)
     for term in ppc.loss.TERMS:
         torch.testing.assert_close(got[term].double(), want[term].double(), atol=2e-5, rtol=2e-5,
-                                   msg=lambda m: f"{term}: {m}")
+                                   msg=lambda m, term=term: f"{term}: {m}")
     g_got = torch.autograd.grad(got["total"], (ps, pt))
     g_want = torch.autograd.grad(want["total"], (ps, pt))
-    for a, b in zip(g_got, g_want):
+    for a, b in zip(g_got, g_want, strict=True):
         torch.testing.assert_close(a.double(), b.double(), atol=1e-6, rtol=1e-3)
     return got
 

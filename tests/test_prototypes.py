@@ -97,7 +97,8 @@ def test_bad_inputs():
     norm = ppc.normalize_cams(cams)
     with pytest.raises(ValueError, match=r"embeddings must have shape \[N, D, H, W\]"):
         ppc.estimate_prototypes(proj[0], norm, labels)
-    with pytest.raises(ValueError, match=r"height H of cams \(5\) does not match height H of embeddings \(6\)"):
+    msg = r"height H of cams \(5\) does not match height H of embeddings \(6\)"
+    with pytest.raises(ValueError, match=msg):
         ppc.estimate_prototypes(proj, norm[:, :, :5], labels)
     with pytest.raises(ValueError, match=r"batch size N of cams \(2\)"):
         ppc.estimate_prototypes(proj, norm[:2], labels[:2])

@@ -1,0 +1,327 @@
+"""A procedurally generated WSSS benchmark that shows the problem PPC addresses.
+
+Every object has a large *body* whose colour is shared by a group of classes and a small
+*part* whose colour is unique to its class. An image-level classifier needs only the part
+to tell the classes apart, and body-coloured decoy blobs in the clutter make the body
+colour itself a poor cue, so its CAMs cover the part and little of the body: the
+under-segmentation of real CAMs. A segmentation network trained with the pixel masks can
+label the whole body from the part nearby. Pixel masks are generated for evaluation only.
+
+Everything is drawn from ``numpy.random.Generator`` streams spawned per image from one
+``SeedSequence``, so the same config and seed give byte-identical data, and image ``i``
+does not depend on how many images are generated.
+
+The benchmark's knobs live in :class:`SyntheticConfig`; :func:`generate` returns arrays,
+:class:`SyntheticSegmentation` is an in-memory dataset, and :func:`write_voc` writes the
+benchmark in the PASCAL VOC directory layout, so that :class:`ppc.data.voc.VOCSegmentation`
+reads it through the same code path as the real VOC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+
+from .voc import IGNORE_INDEX, write_label_png, write_voc_annotation
+
+SPLITS = ("train_aug", "val")
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Knobs of the synthetic benchmark (defaults: the book's benchmark).
+
+    image_size: side of the square images (px).
+    num_classes: foreground classes.
+    body_groups: classes sharing one body colour (``num_classes / body_groups`` colours).
+    objects_per_image: (min, max) objects per image.
+    body_radius: (min, max) radii of the elliptic bodies (px).
+    part_radius: radius of the discriminative disc (px).
+    part_offset: how far from the body centre the part sits, as a fraction of the body's
+        smaller radius (0: centre).
+    clutter_blobs: (min, max) background blobs; decoy_fraction of them take a body colour.
+    colour_jitter: per-object colour jitter (0-1 scale); pixel_noise: per-pixel sigma.
+    cooccurrence: probability that an image's second object is its first object's
+        partner class (``c ^ 1``): a co-occurrence bias like boat/water in VOC.
+    num_train_aug, num_train, num_val: images in train_aug (training, image labels only),
+        in train (the first ``num_train`` of train_aug, where pseudo masks are scored, as
+        VOC train within train_aug) and in val (separate images, for choosing knobs).
+    palette_seed: seed of the class colours, shared by all splits.
+    """
+
+    image_size: int = 64
+    num_classes: int = 6
+    body_groups: int = 2
+    objects_per_image: tuple[int, int] = (1, 2)
+    body_radius: tuple[float, float] = (8.0, 14.0)
+    part_radius: float = 2.5
+    part_offset: float = 0.45
+    clutter_blobs: tuple[int, int] = (2, 5)
+    decoy_fraction: float = 0.5
+    colour_jitter: float = 0.06
+    pixel_noise: float = 0.03
+    cooccurrence: float = 0.0
+    num_train_aug: int = 3000
+    num_train: int = 500
+    num_val: int = 400
+    palette_seed: int = 0
+    class_names: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        def bad(msg):
+            raise ValueError(f"SyntheticConfig: {msg}")
+
+        if self.image_size < 16:
+            bad(f"image_size must be >= 16, got {self.image_size}")
+        if self.num_classes < 1:
+            bad(f"num_classes must be >= 1, got {self.num_classes}")
+        if self.body_groups < 1 or self.num_classes % self.body_groups:
+            bad(f"body_groups ({self.body_groups}) must divide num_classes ({self.num_classes})")
+        lo, hi = self.objects_per_image
+        if not 1 <= lo <= hi:
+            bad(f"objects_per_image must be (min, max) with 1 <= min <= max, got {(lo, hi)}")
+        rlo, rhi = self.body_radius
+        if not 0 < rlo <= rhi < self.image_size / 2:
+            bad(f"body_radius must be (min, max) with 0 < min <= max < image_size/2, got "
+                f"{(rlo, rhi)}")
+        if not 0 < self.part_radius < rlo:
+            bad(f"part_radius must be in (0, body_radius min), got {self.part_radius}")
+        if not 0 <= self.part_offset <= 1:
+            bad(f"part_offset must be in [0, 1], got {self.part_offset}")
+        if not 0 <= self.clutter_blobs[0] <= self.clutter_blobs[1]:
+            bad(f"clutter_blobs must be (min, max) with 0 <= min <= max, got {self.clutter_blobs}")
+        for name in ("decoy_fraction", "cooccurrence"):
+            if not 0 <= getattr(self, name) <= 1:
+                bad(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0 <= self.num_train <= self.num_train_aug or self.num_val < 0:
+            bad("need 0 <= num_train <= num_train_aug and num_val >= 0, got "
+                f"{(self.num_train, self.num_train_aug, self.num_val)}")
+        if self.class_names and len(self.class_names) != self.num_classes:
+            bad(f"class_names has {len(self.class_names)} names for {self.num_classes} classes")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Class names (``class_names`` or ``shape0 ..``)."""
+        return self.class_names or tuple(f"shape{c}" for c in range(self.num_classes))
+
+    def replace(self, **changes) -> SyntheticConfig:
+        return dataclasses.replace(self, **changes)
+
+    def fingerprint(self, seed: int) -> str:
+        """Short hash of config + seed, e.g. to name a cache folder."""
+        text = json.dumps([dataclasses.asdict(self), seed], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass
+class SyntheticSplit:
+    """Arrays of one split: ``images`` ``[N, S, S, 3]`` uint8, ``masks`` ``[N, S, S]`` uint8
+    (0 background, ``c + 1`` class ``c``), ``labels`` ``[N, C]`` float32 multi-hot, ``ids``."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    labels: np.ndarray
+    ids: list[str]
+
+
+def palettes(config: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(body colours ``[groups, 3]``, part colours ``[C, 3]``) in [0, 1], well separated."""
+    rng = np.random.default_rng(config.palette_seed)
+    n = config.body_groups + config.num_classes
+    # hues spread around the circle, shuffled; alternating brightness keeps them apart
+    hues = (np.arange(n) / n + rng.uniform(0, 1 / n)) % 1.0
+    hues = hues[rng.permutation(n)]
+    sat = np.where(np.arange(n) % 2 == 0, 0.85, 0.6)
+    val = np.where(np.arange(n) % 3 == 0, 0.95, 0.75)
+    colours = _hsv_to_rgb(hues, sat, val)
+    return colours[: config.body_groups], colours[config.body_groups:]
+
+
+def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    i = np.floor(h * 6).astype(int) % 6
+    f = h * 6 - np.floor(h * 6)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    table = np.stack([
+        np.stack([v, t, p], -1), np.stack([q, v, p], -1), np.stack([p, v, t], -1),
+        np.stack([p, q, v], -1), np.stack([t, p, v], -1), np.stack([v, p, q], -1),
+    ])
+    return table[i, np.arange(len(h))]
+
+
+def _ellipse(yy, xx, cy, cx, ry, rx, angle):
+    c, s = np.cos(angle), np.sin(angle)
+    dy, dx = yy - cy, xx - cx
+    u, w = c * dx + s * dy, -s * dx + c * dy
+    return (u / rx) ** 2 + (w / ry) ** 2 <= 1.0
+
+
+def render_image(config: SyntheticConfig, rng: np.random.Generator, body, part):
+    """One image: ``(image [S, S, 3] uint8, mask [S, S] uint8, classes present)``."""
+    size = config.image_size
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+
+    # background: a gradient between two random dull colours, plus clutter blobs
+    direction = rng.uniform(0, 2 * np.pi)
+    ramp = (np.cos(direction) * xx + np.sin(direction) * yy) / size
+    ramp = (ramp - ramp.min()) / max(np.ptp(ramp), 1e-6)
+    c0, c1 = rng.uniform(0.1, 0.6, size=(2, 3))
+    image = c0 + ramp[..., None] * (c1 - c0)
+    for _ in range(rng.integers(config.clutter_blobs[0], config.clutter_blobs[1] + 1)):
+        if rng.random() < config.decoy_fraction:
+            colour = body[rng.integers(len(body))] + rng.normal(0, config.colour_jitter, 3)
+        else:
+            colour = rng.uniform(0.05, 0.95, 3)
+        r = rng.uniform(0.3, 0.8) * config.body_radius[1]
+        blob = _ellipse(yy, xx, *rng.uniform(0, size, 2), r * rng.uniform(0.5, 1.0), r,
+                        rng.uniform(0, np.pi))
+        image[blob] = colour
+
+    # objects: classes, optionally with the partner class co-occurring
+    count = int(rng.integers(config.objects_per_image[0], config.objects_per_image[1] + 1))
+    classes = [int(rng.integers(config.num_classes))]
+    for _ in range(count - 1):
+        if rng.random() < config.cooccurrence and (classes[0] ^ 1) < config.num_classes:
+            classes.append(classes[0] ^ 1)
+        else:
+            classes.append(int(rng.integers(config.num_classes)))
+    mask = np.zeros((size, size), np.uint8)
+    centres: list[tuple[float, float, float]] = []
+    group_size = config.num_classes // config.body_groups
+    for c in classes:
+        rmin, rmax = config.body_radius
+        ry, rx = rng.uniform(rmin, rmax, 2)
+        for _ in range(20):  # keep objects mostly apart
+            cy, cx = rng.uniform(max(ry, rx) * 0.6, size - max(ry, rx) * 0.6, 2)
+            if all(np.hypot(cy - y, cx - x) > 0.8 * (max(ry, rx) + r) for y, x, r in centres):
+                break
+        centres.append((cy, cx, max(ry, rx)))
+        angle = rng.uniform(0, np.pi)
+        body_mask = _ellipse(yy, xx, cy, cx, ry, rx, angle)
+        image[body_mask] = body[c // group_size] + rng.normal(0, config.colour_jitter, 3)
+        theta = rng.uniform(0, 2 * np.pi)
+        dist = config.part_offset * min(ry, rx) * rng.uniform(0.5, 1.0)
+        py, px = cy + dist * np.sin(theta), cx + dist * np.cos(theta)
+        part_mask = ((yy - py) ** 2 + (xx - px) ** 2 <= config.part_radius ** 2) & body_mask
+        image[part_mask] = part[c] + rng.normal(0, config.colour_jitter / 2, 3)
+        mask[body_mask] = c + 1
+
+    image = image + rng.normal(0, config.pixel_noise, image.shape)
+    image = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+    present = sorted({int(v) - 1 for v in np.unique(mask) if v > 0})
+    return image, mask, present
+
+
+def _split_offset(config: SyntheticConfig, split: str) -> int:
+    if split not in SPLITS:
+        raise ValueError(f"unknown synthetic split {split!r}; expected one of {SPLITS}")
+    return 0 if split == "train_aug" else config.num_train_aug
+
+
+def image_ids(config: SyntheticConfig, split: str) -> list[str]:
+    """Ids of a split, in the VOC style (``syn_000123``); train = train_aug's first ids."""
+    if split == "train":
+        return [f"syn_{i:06d}" for i in range(config.num_train)]
+    offset = _split_offset(config, split)
+    count = config.num_train_aug if split == "train_aug" else config.num_val
+    return [f"syn_{offset + i:06d}" for i in range(count)]
+
+
+def generate(config: SyntheticConfig, split: str = "train_aug", seed: int = 0) -> SyntheticSplit:
+    """Render every image of ``split`` ("train_aug", "train" or "val")."""
+    ids = image_ids(config, split)
+    first = int(ids[0][4:]) if ids else 0
+    children = np.random.SeedSequence(seed).spawn(first + len(ids))[first:]
+    body, part = palettes(config)
+    size, n = config.image_size, len(ids)
+    images = np.zeros((n, size, size, 3), np.uint8)
+    masks = np.zeros((n, size, size), np.uint8)
+    labels = np.zeros((n, config.num_classes), np.float32)
+    for i, child in enumerate(children):
+        image, mask, present = render_image(config, np.random.default_rng(child), body, part)
+        images[i], masks[i] = image, mask
+        labels[i, present] = 1.0
+    return SyntheticSplit(images, masks, labels, ids)
+
+
+class SyntheticSegmentation(Dataset):
+    """The synthetic benchmark in memory, with the sample format of
+    :class:`ppc.data.voc.VOCSegmentation`: a dict with ``id``, ``image``
+    (``tv_tensors.Image`` uint8 ``[3, S, S]``), ``label`` (float ``[C]``), ``mask``
+    (``tv_tensors.Mask`` int64 ``[S, S]``, 255 = ignore) and ``has_mask``; ``transform``
+    (e.g. :func:`ppc.data.transforms.train_transform`) is applied to the whole sample."""
+
+    def __init__(self, config: SyntheticConfig | None = None, split: str = "train_aug",
+                 seed: int = 0, transform=None) -> None:
+        self.config = config or SyntheticConfig()
+        self.split, self.seed, self.transform = split, seed, transform
+        self.data = generate(self.config, split, seed)
+        self.class_names = self.config.names
+
+    def __len__(self) -> int:
+        return len(self.data.ids)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = {
+            "id": self.data.ids[index],
+            "image": tv_tensors.Image(torch.from_numpy(self.data.images[index]).permute(2, 0, 1)),
+            "label": torch.from_numpy(self.data.labels[index]),
+            "mask": tv_tensors.Mask(torch.from_numpy(self.data.masks[index]).long()),
+            "has_mask": True,
+        }
+        return self.transform(sample) if self.transform is not None else sample
+
+
+def write_voc(root: str | Path, config: SyntheticConfig | None = None, seed: int = 0,
+              jpeg_quality: int = 95) -> Path:
+    """Write the benchmark in the PASCAL VOC 2012 layout under ``root`` and return it.
+
+    ``JPEGImages/<id>.jpg``, ``SegmentationClass/<id>.png`` (VOC palette, train and val),
+    ``SegmentationClassAug/<id>.png`` (every image, as SBD's masks), ``Annotations/<id>.xml``
+    (one ``<object>`` per object, with its box), ``ImageSets/Segmentation/{train,val,
+    train_aug}.txt`` and ``classes.txt`` (the class names, one per line: a VOC-layout
+    dataset with its own classes; without it the reader assumes VOC's 20).
+    """
+    config = config or SyntheticConfig()
+    root = Path(root)
+    for sub in ("JPEGImages", "SegmentationClass", "SegmentationClassAug", "Annotations",
+                "ImageSets/Segmentation"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    names = config.names
+    (root / "classes.txt").write_text("\n".join(names) + "\n")
+    train_ids = set(image_ids(config, "train"))
+    for split in SPLITS:
+        data = generate(config, split, seed)
+        for image, mask, ident in zip(data.images, data.masks, data.ids, strict=True):
+            # 4:4:4 chroma: subsampling would blur the small coloured parts
+            Image.fromarray(image).save(root / "JPEGImages" / f"{ident}.jpg",
+                                        quality=jpeg_quality, subsampling=0)
+            write_label_png(root / "SegmentationClassAug" / f"{ident}.png", mask, palette=False)
+            if split == "val" or ident in train_ids:
+                write_label_png(root / "SegmentationClass" / f"{ident}.png", mask)
+            write_voc_annotation(root / "Annotations" / f"{ident}.xml", ident, mask, names)
+        (root / "ImageSets/Segmentation" / f"{split}.txt").write_text("\n".join(data.ids) + "\n")
+    (root / "ImageSets/Segmentation/train.txt").write_text(
+        "\n".join(image_ids(config, "train")) + "\n")
+    return root
+
+
+__all__ = [
+    "IGNORE_INDEX",
+    "SyntheticConfig",
+    "SyntheticSegmentation",
+    "SyntheticSplit",
+    "generate",
+    "image_ids",
+    "palettes",
+    "render_image",
+    "write_voc",
+]

@@ -1,0 +1,310 @@
+"""PASCAL VOC 2012 (+ SBD) in its devkit layout, and any dataset stored the same way.
+
+Expected layout under ``root`` (the ``VOC2012`` folder of the devkit)::
+
+    JPEGImages/<id>.jpg                  every image
+    ImageSets/Segmentation/train.txt     1,464 ids with pixel masks (where seeds are scored)
+    ImageSets/Segmentation/val.txt       1,449 ids
+    SegmentationClass/<id>.png           VOC's masks (palette PNG, 255 = ignore)
+    SegmentationClassAug/<id>.png        SBD's augmented masks (needed for train_aug only)
+    Annotations/<id>.xml                 object annotations (image labels where no mask)
+    ImageSets/Segmentation/train_aug.txt optional; else train_aug = SegmentationClassAug - val
+    classes.txt                          optional: one class name per line (own datasets)
+
+Image-level labels come from a label table (a small TSV: id, then the present class
+indices), from the pixel mask where one exists, or else from the XML annotations. Tables
+for ids not yet known are derived once and cached outside the data folder, which may be
+read-only (``~/.cache/ppc`` or ``$PPC_CACHE``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+
+IGNORE_INDEX = 255
+
+VOC_CLASSES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+)
+
+LAYOUT = (
+    "expected a PASCAL VOC 2012 devkit folder (e.g. .../VOCdevkit/VOC2012) with JPEGImages/, "
+    "ImageSets/Segmentation/{train,val}.txt, SegmentationClass/, Annotations/, and "
+    "SegmentationClassAug/ (SBD) for train_aug"
+)
+
+
+class DatasetLayoutError(ValueError):
+    """A dataset folder that does not have the expected layout or content."""
+
+
+def voc_palette() -> np.ndarray:
+    """The PASCAL VOC colour map, ``[256, 3]`` uint8 (index 255 is the ignore colour)."""
+    palette = np.zeros((256, 3), np.uint8)
+    for index in range(256):
+        c, r, g, b = index, 0, 0, 0
+        for shift in range(7, -1, -1):
+            r |= ((c >> 0) & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        palette[index] = (r, g, b)
+    return palette
+
+
+def write_label_png(path: str | Path, mask: np.ndarray, palette: bool = True) -> None:
+    """Save a ``[H, W]`` uint8 label map as a VOC palette PNG (or a plain grey PNG, as
+    SBD's ``SegmentationClassAug``); either reads back to the same indices."""
+    image = Image.fromarray(np.asarray(mask, dtype=np.uint8), mode="L" if not palette else "P")
+    if palette:
+        image.putpalette(voc_palette().reshape(-1).tolist())
+    image.save(path)
+
+
+def read_label_png(path: str | Path) -> np.ndarray:
+    """``[H, W]`` uint8 class indices of a VOC/SBD label PNG (palette indices, not colours)."""
+    with Image.open(path) as image:
+        if image.mode not in ("P", "L"):
+            raise DatasetLayoutError(
+                f"{path}: a label PNG must be a palette (P) or grey (L) image of class "
+                f"indices, got mode {image.mode}"
+            )
+        return np.array(image, dtype=np.uint8)
+
+
+def write_voc_annotation(path: str | Path, ident: str, mask: np.ndarray, names) -> None:
+    """A VOC-style XML annotation with one object per connected class region's box
+    (one box per class present in ``mask``, which is all image labels need)."""
+    height, width = mask.shape
+    root = ET.Element("annotation")
+    ET.SubElement(root, "filename").text = f"{ident}.jpg"
+    size = ET.SubElement(root, "size")
+    for tag, value in (("width", width), ("height", height), ("depth", 3)):
+        ET.SubElement(size, tag).text = str(value)
+    for value in sorted(int(v) for v in np.unique(mask) if 0 < v < IGNORE_INDEX):
+        ys, xs = np.nonzero(mask == value)
+        obj = ET.SubElement(root, "object")
+        ET.SubElement(obj, "name").text = names[value - 1]
+        ET.SubElement(obj, "difficult").text = "0"
+        box = ET.SubElement(obj, "bndbox")
+        for tag, v in (("xmin", xs.min() + 1), ("ymin", ys.min() + 1),
+                       ("xmax", xs.max() + 1), ("ymax", ys.max() + 1)):
+            ET.SubElement(box, tag).text = str(int(v))
+    ET.ElementTree(root).write(path)
+
+
+def labels_from_xml(path: Path, names) -> list[int]:
+    """Indices of the classes named in a VOC XML annotation (difficult objects included,
+    as the usual VOC label tables do)."""
+    try:
+        tree = ET.parse(path)
+    except (ET.ParseError, OSError) as err:
+        raise DatasetLayoutError(f"{path}: cannot read the XML annotation ({err})") from None
+    index = {name: i for i, name in enumerate(names)}
+    found = set()
+    for obj in tree.getroot().iter("object"):
+        name = (obj.findtext("name") or "").strip()
+        if name not in index:
+            raise DatasetLayoutError(
+                f"{path}: object name {name!r} is not a class of this dataset ({', '.join(names)})"
+            )
+        found.add(index[name])
+    return sorted(found)
+
+
+def labels_from_mask(mask: np.ndarray, num_classes: int, path: Path) -> list[int]:
+    values = [int(v) for v in np.unique(mask) if v != 0 and v != IGNORE_INDEX]
+    if any(v > num_classes for v in values):
+        raise DatasetLayoutError(
+            f"{path}: mask has class index {max(values)} but the dataset has {num_classes} "
+            "classes (indices 1..C, 0 background, 255 ignore)"
+        )
+    return [v - 1 for v in values]
+
+
+def read_label_table(path: str | Path) -> dict[str, list[int]]:
+    """``id -> class indices`` from a label table (``# classes: ...`` header, then lines
+    ``<id>\\t<i> <j> ...``)."""
+    table = {}
+    for line in Path(path).read_text().splitlines():
+        if line and not line.startswith("#"):
+            ident, _, rest = line.partition("\t")
+            table[ident] = [int(v) for v in rest.split()]
+    return table
+
+
+def write_label_table(path: str | Path, table: dict[str, list[int]], names) -> None:
+    lines = [f"# classes: {' '.join(names)}"]
+    lines += [f"{ident}\t{' '.join(map(str, table[ident]))}" for ident in sorted(table)]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(f"{path}.tmp{os.getpid()}")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(path)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PPC_CACHE", Path.home() / ".cache" / "ppc"))
+
+
+SHIPPED_TABLES = Path(__file__).with_name("labels")
+
+
+class VOCSegmentation(Dataset):
+    """A VOC-layout dataset split; samples are dicts like :class:`SyntheticSegmentation`'s.
+
+    Args:
+        root: the ``VOC2012`` folder (see the module docstring for the layout).
+        split: ``"train"``, ``"val"``, ``"train_aug"`` or the name of any other list in
+            ``ImageSets/Segmentation``.
+        transform: applied to the whole sample dict (torchvision transforms v2).
+        class_names: default ``classes.txt`` in ``root`` if present, else VOC's 20 classes.
+
+    Each sample: ``id``, ``image`` (``tv_tensors.Image`` uint8 ``[3, H, W]``), ``label``
+    (float ``[C]`` multi-hot), ``mask`` (``tv_tensors.Mask`` int64 ``[H, W]``, 255 = ignore;
+    all 255 where the id has no mask) and ``has_mask``.
+    """
+
+    def __init__(self, root: str | Path, split: str = "train", transform=None,
+                 class_names=None) -> None:
+        self.root = Path(root)
+        self.split = split
+        self.transform = transform
+        if not self.root.is_dir():
+            raise DatasetLayoutError(f"VOC root {self.root} does not exist: {LAYOUT}")
+        if not (self.root / "JPEGImages").is_dir():
+            raise DatasetLayoutError(f"{self.root} has no JPEGImages/ folder: {LAYOUT}")
+        self.class_names = tuple(class_names or self._read_class_names())
+        self.ids = self._read_ids(split)
+        images = {entry.name for entry in os.scandir(self.root / "JPEGImages")}
+        missing = [i for i in self.ids if f"{i}.jpg" not in images]
+        if missing:
+            raise DatasetLayoutError(
+                f"{len(missing)} id(s) of split {split!r} have no image, e.g. "
+                f"{self.root / 'JPEGImages' / (missing[0] + '.jpg')}: every listed id needs "
+                "JPEGImages/<id>.jpg"
+            )
+        self.masks = {i: self._mask_path(i) for i in self.ids}
+        self.labels = self._load_labels()
+
+    # -- layout ---------------------------------------------------------------------------
+    def _read_class_names(self) -> tuple[str, ...]:
+        path = self.root / "classes.txt"
+        if path.exists():
+            names = tuple(n.strip() for n in path.read_text().splitlines() if n.strip())
+            if not names:
+                raise DatasetLayoutError(f"{path} is empty: list one class name per line")
+            return names
+        return VOC_CLASSES
+
+    def _read_list(self, path: Path) -> list[str]:
+        return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+
+    def _read_ids(self, split: str) -> list[str]:
+        lists = self.root / "ImageSets" / "Segmentation"
+        path = lists / f"{split}.txt"
+        if path.exists():
+            return self._read_list(path)
+        if split == "train_aug":
+            aug = self.root / "SegmentationClassAug"
+            if not aug.is_dir():
+                raise DatasetLayoutError(
+                    f"split 'train_aug' needs SBD's augmented masks in {aug} (or a list "
+                    f"{path}); this root has VOC only, so use split='train', or add SBD's "
+                    "SegmentationClassAug (see the README)"
+                )
+            val_path = lists / "val.txt"
+            val = set(self._read_list(val_path)) if val_path.exists() else set()
+            return sorted(e.name[:-4] for e in os.scandir(aug)
+                          if e.name.endswith(".png") and e.name[:-4] not in val)
+        raise DatasetLayoutError(f"split list {path} does not exist: {LAYOUT}")
+
+    def _mask_path(self, ident: str) -> Path | None:
+        for folder in ("SegmentationClass", "SegmentationClassAug"):
+            path = self.root / folder / f"{ident}.png"
+            if path.exists():
+                return path
+        return None
+
+    # -- labels ---------------------------------------------------------------------------
+    def _table_paths(self) -> list[Path]:
+        key = hashlib.sha256(
+            f"{self.root.resolve()}|{'|'.join(self.class_names)}".encode()).hexdigest()[:16]
+        paths = [cache_dir() / "labels" / f"{key}.tsv"]
+        if self.class_names == VOC_CLASSES:
+            paths.insert(0, SHIPPED_TABLES / "voc2012.tsv")
+        return paths
+
+    def _load_labels(self) -> dict[str, list[int]]:
+        table: dict[str, list[int]] = {}
+        *shipped, cache = self._table_paths()
+        for path in (*shipped, cache):
+            if path.exists():
+                table.update(read_label_table(path))
+        unknown = [i for i in self.ids if i not in table]
+        if unknown:
+            derived = {i: self._derive_labels(i) for i in unknown}
+            cached = read_label_table(cache) if cache.exists() else {}
+            cached.update(derived)
+            try:
+                write_label_table(cache, cached, self.class_names)
+            except OSError:
+                pass  # a read-only cache only costs the derivation next time
+            table.update(derived)
+        return {i: table[i] for i in self.ids}
+
+    def _derive_labels(self, ident: str) -> list[int]:
+        mask_path = self.masks[ident]
+        if mask_path is not None:
+            return labels_from_mask(read_label_png(mask_path), len(self.class_names), mask_path)
+        xml = self.root / "Annotations" / f"{ident}.xml"
+        if not xml.exists():
+            raise DatasetLayoutError(
+                f"no labels for id {ident!r}: neither a mask (SegmentationClass/ or "
+                f"SegmentationClassAug/) nor {xml}"
+            )
+        return labels_from_xml(xml, self.class_names)
+
+    # -- samples --------------------------------------------------------------------------
+    def label_vector(self, ident: str) -> torch.Tensor:
+        vector = torch.zeros(len(self.class_names))
+        vector[self.labels[ident]] = 1.0
+        return vector
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> dict:
+        ident = self.ids[index]
+        path = self.root / "JPEGImages" / f"{ident}.jpg"
+        try:
+            with Image.open(path) as image:
+                array = np.array(image.convert("RGB"))
+        except (UnidentifiedImageError, OSError) as err:
+            raise DatasetLayoutError(f"cannot read image {path}: {err}") from None
+        mask_path = self.masks[ident]
+        if mask_path is not None:
+            mask = torch.from_numpy(read_label_png(mask_path)).long()
+            if tuple(mask.shape) != array.shape[:2]:
+                raise DatasetLayoutError(
+                    f"{mask_path} is {tuple(mask.shape)} but its image is {array.shape[:2]}")
+        else:
+            mask = torch.full(array.shape[:2], IGNORE_INDEX, dtype=torch.long)
+        sample = {
+            "id": ident,
+            "image": tv_tensors.Image(torch.from_numpy(array).permute(2, 0, 1)),
+            "label": self.label_vector(ident),
+            "mask": tv_tensors.Mask(mask),
+            "has_mask": mask_path is not None,
+        }
+        return self.transform(sample) if self.transform is not None else sample

@@ -1,0 +1,256 @@
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision import tv_tensors
+
+from ppc.data import (
+    VOC_CLASSES,
+    AugmentConfig,
+    DatasetLayoutError,
+    SeededDataset,
+    SyntheticConfig,
+    SyntheticSegmentation,
+    VOCSegmentation,
+    eval_transform,
+    generate,
+    make_loader,
+    multiscale_inputs,
+    read_label_png,
+    train_transform,
+    voc_palette,
+    write_label_png,
+    write_voc,
+)
+from ppc.data.synthetic import image_ids
+
+SMALL = SyntheticConfig(num_train_aug=24, num_train=8, num_val=6)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PPC_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def voc_root(tmp_path):
+    return write_voc(tmp_path / "VOC2012", SMALL, seed=3)
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_synthetic_is_byte_identical_for_a_seed_and_differs_across_seeds(tmp_path):
+    a, b, c = (generate(SMALL, "train_aug", seed) for seed in (0, 0, 1))
+    for field in ("images", "masks", "labels"):
+        assert np.array_equal(getattr(a, field), getattr(b, field))
+    assert not np.array_equal(a.images, c.images)
+    first, second = write_voc(tmp_path / "x", SMALL, 5), write_voc(tmp_path / "y", SMALL, 5)
+    assert _digest(first) == _digest(second)
+    assert _digest(write_voc(tmp_path / "z", SMALL, 6)) != _digest(tmp_path / "x")
+
+
+def test_synthetic_content_is_consistent():
+    data = generate(SMALL, "val", seed=2)
+    assert data.images.shape == (6, 64, 64, 3) and data.images.dtype == np.uint8
+    for mask, label in zip(data.masks, data.labels, strict=True):
+        present = {int(v) - 1 for v in np.unique(mask) if v}
+        assert present == set(np.flatnonzero(label))
+        assert present  # every image has an object
+    # train is the start of train_aug, val is disjoint from it; image i does not depend
+    # on how many images the split has
+    assert image_ids(SMALL, "train") == image_ids(SMALL, "train_aug")[:8]
+    assert not set(image_ids(SMALL, "val")) & set(image_ids(SMALL, "train_aug"))
+    bigger = generate(SMALL.replace(num_train_aug=30), "train_aug", seed=2)
+    assert np.array_equal(bigger.images[:24], generate(SMALL, "train_aug", seed=2).images)
+
+
+def test_synthetic_parts_are_small_and_bodies_large():
+    data = generate(SyntheticConfig(num_train_aug=200, num_train=0, num_val=0), seed=0)
+    fg = (data.masks > 0).mean()
+    part_area = np.pi * SyntheticConfig().part_radius ** 2
+    body_area = np.pi * np.mean(SyntheticConfig().body_radius) ** 2
+    assert 0.05 < fg < 0.4 and part_area < 0.1 * body_area
+
+
+@pytest.mark.parametrize("bad", [
+    dict(body_groups=4), dict(objects_per_image=(0, 2)), dict(body_radius=(8, 40)),
+    dict(part_radius=9), dict(num_train=50, num_train_aug=10), dict(class_names=("a",)),
+])
+def test_synthetic_config_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match="SyntheticConfig"):
+        SyntheticConfig(**bad)
+
+
+def test_voc_layout_reads_back_what_was_written(voc_root):
+    assert (voc_root / "classes.txt").read_text().split() == list(SMALL.names)
+    for split in ("train", "val", "train_aug"):
+        ds = VOCSegmentation(voc_root, split)
+        data = generate(SMALL, "train_aug" if split == "train" else split, seed=3)
+        assert ds.ids == image_ids(SMALL, split)
+        for i, ident in enumerate(ds.ids):
+            sample = ds[i]
+            j = data.ids.index(ident)
+            assert sample["id"] == ident and sample["has_mask"]
+            assert torch.equal(sample["label"], torch.from_numpy(data.labels[j]))
+            assert torch.equal(sample["mask"], torch.from_numpy(data.masks[j]).long())
+            assert isinstance(sample["image"], tv_tensors.Image)
+            jpeg_error = (sample["image"].permute(1, 2, 0).float() - torch.from_numpy(
+                data.images[j]).float()).abs().mean()
+            assert jpeg_error < 6
+    palette = Image.open(voc_root / "SegmentationClass" / f"{ds.ids[0]}.png")
+    assert palette.mode == "P" and palette.getpalette()[3:6] == [128, 0, 0]
+
+
+def test_labels_come_from_xml_without_masks_and_are_cached_outside_the_data(voc_root, tmp_path):
+    shutil.rmtree(voc_root / "SegmentationClass")
+    shutil.rmtree(voc_root / "SegmentationClassAug")
+    before = _digest(voc_root)
+    ds = VOCSegmentation(voc_root, "train")
+    data = generate(SMALL, "train_aug", seed=3)
+    for i in range(len(ds)):
+        assert torch.equal(ds[i]["label"], torch.from_numpy(data.labels[i]))
+        assert not ds[i]["has_mask"] and torch.all(ds[i]["mask"] == 255)
+    assert _digest(voc_root) == before  # nothing written into the data folder
+    tables = list((tmp_path / "cache" / "labels").glob("*.tsv"))
+    assert len(tables) == 1 and "syn_000000" in tables[0].read_text()
+    # the cached table is used: remove the XML and the labels are still known
+    shutil.rmtree(voc_root / "Annotations")
+    again = VOCSegmentation(voc_root, "train")
+    assert torch.equal(again[0]["label"], ds[0]["label"])
+
+
+def test_voc_classes_are_the_default(voc_root):
+    (voc_root / "classes.txt").unlink()
+    ds = VOCSegmentation(voc_root, "val", class_names=None)
+    assert ds.class_names == VOC_CLASSES and ds[0]["label"].shape == (20,)
+
+
+def test_train_aug_without_sbd_is_refused_with_a_hint(voc_root):
+    shutil.rmtree(voc_root / "SegmentationClassAug")
+    (voc_root / "ImageSets/Segmentation/train_aug.txt").unlink()
+    assert len(VOCSegmentation(voc_root, "train")) == 8  # VOC alone serves train
+    with pytest.raises(DatasetLayoutError, match=r"train_aug.*SegmentationClassAug.*split='train'"):
+        VOCSegmentation(voc_root, "train_aug")
+
+
+def test_train_aug_is_derived_from_sbd_masks_minus_val(voc_root):
+    (voc_root / "ImageSets/Segmentation/train_aug.txt").unlink()
+    assert VOCSegmentation(voc_root, "train_aug").ids == image_ids(SMALL, "train_aug")
+
+
+def test_bad_layouts_give_one_clear_error(voc_root, tmp_path):
+    with pytest.raises(DatasetLayoutError, match=r"VOC root .*nowhere does not exist.*JPEGImages"):
+        VOCSegmentation(tmp_path / "nowhere")
+    with pytest.raises(DatasetLayoutError, match=r"split list .*test.txt does not exist"):
+        VOCSegmentation(voc_root, "test")
+    (voc_root / "JPEGImages" / "syn_000003.jpg").unlink()
+    msg = r"1 id\(s\) of split 'train' have no image.*syn_000003.jpg"
+    with pytest.raises(DatasetLayoutError, match=msg):
+        VOCSegmentation(voc_root, "train")
+    (voc_root / "JPEGImages" / "syn_000003.jpg").write_bytes(b"not a jpeg")
+    ds = VOCSegmentation(voc_root, "train")
+    with pytest.raises(DatasetLayoutError, match=r"cannot read image .*syn_000003.jpg"):
+        ds[3]
+    (voc_root / "classes.txt").write_text("only\n")
+    with pytest.raises(DatasetLayoutError, match="mask has class index"):
+        VOCSegmentation(voc_root, "val")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetLayoutError, match="has no JPEGImages"):
+        VOCSegmentation(empty)
+
+
+def test_unknown_class_in_xml(voc_root):
+    shutil.rmtree(voc_root / "SegmentationClass")
+    shutil.rmtree(voc_root / "SegmentationClassAug")
+    xml = voc_root / "Annotations" / "syn_000001.xml"
+    xml.write_text(xml.read_text().replace("<name>shape", "<name>zebra", 1))
+    with pytest.raises(DatasetLayoutError, match=r"syn_000001.xml: object name 'zebra\d'"):
+        VOCSegmentation(voc_root, "train")
+
+
+def test_label_png_round_trip(tmp_path):
+    mask = np.array([[0, 1, 20], [255, 3, 0]], np.uint8)
+    for palette in (True, False):
+        write_label_png(tmp_path / "m.png", mask, palette=palette)
+        assert np.array_equal(read_label_png(tmp_path / "m.png"), mask)
+    assert voc_palette()[1].tolist() == [128, 0, 0]
+    assert voc_palette()[255].tolist() == [224, 224, 192]
+
+
+def _probe_sample(size=40):
+    """An image whose first channel encodes its mask, to check they move together."""
+    mask = torch.randint(0, 7, (size, size + 10))
+    image = torch.stack([mask * 30, mask * 0 + 128, mask * 0]).to(torch.uint8)
+    return {"id": "p", "image": tv_tensors.Image(image), "mask": tv_tensors.Mask(mask),
+            "label": torch.zeros(6), "has_mask": True}
+
+
+def test_train_transform_moves_image_and_mask_together():
+    cfg = AugmentConfig(resize_long=None, crop=64, jitter=None, mean=(0, 0, 0), std=(1, 1, 1))
+    transform = train_transform(cfg)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        out = transform(_probe_sample())
+        assert out["image"].shape == (3, 64, 64) and out["mask"].shape == (64, 64)
+        padded = out["mask"] == 255
+        assert padded.any()  # 40x50 padded to 64x64
+        assert torch.all(out["image"][:, padded] == 0)
+        code = (out["image"][0] * 255 / 30).round().long()
+        assert torch.equal(code[~padded], out["mask"][~padded])
+
+
+def test_train_transform_resizes_the_long_side_and_normalises():
+    torch.manual_seed(0)
+    cfg = AugmentConfig(resize_long=(80, 90), crop=32, jitter=(0.3, 0.3, 0.3, 0.1))
+    out = train_transform(cfg)(_probe_sample())
+    assert out["image"].dtype == torch.float32 and out["image"].shape == (3, 32, 32)
+    assert set(out["mask"].unique().tolist()) <= set(range(7))
+    resize = train_transform(AugmentConfig(resize_long=(80, 90), crop=200, jitter=None))
+    for seed in range(5):
+        torch.manual_seed(seed)
+        mask = resize(_probe_sample())["mask"]
+        valid_cols = (mask != 255).any(0).sum().item()
+        assert 80 <= valid_cols <= 90  # the long side (width 50) became 80..90
+    with pytest.raises(ValueError, match="unknown augmentation preset"):
+        train_transform("imagenet")
+
+
+def test_eval_transform_and_multiscale_inputs():
+    sample = _probe_sample()
+    out = eval_transform("synthetic")(sample)
+    assert out["image"].shape == (3, 40, 50) and torch.equal(out["mask"], sample["mask"])
+    inputs = multiscale_inputs(out["image"])
+    assert [tuple(x.shape[-2:]) for x in inputs] == [
+        (20, 25), (20, 25), (40, 50), (40, 50), (60, 75), (60, 75), (80, 100), (80, 100)]
+    assert torch.equal(inputs[3], inputs[2].flip(-1))
+    assert torch.allclose(inputs[2][0], out["image"])
+    with pytest.raises(ValueError, match=r"image must have shape \[3, H, W\]"):
+        multiscale_inputs(out["image"][0])
+
+
+def test_loader_is_deterministic_across_workers_and_epochs():
+    ds = SyntheticSegmentation(SMALL, "train_aug", seed=0, transform=train_transform("synthetic"))
+    first = [b["image"] for b in make_loader(ds, 4, seed=7, num_workers=0)]
+    again = [b["image"] for b in make_loader(ds, 4, seed=7, num_workers=2)]
+    other = [b["image"] for b in make_loader(ds, 4, seed=8, num_workers=0)]
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not torch.equal(first[0], other[0])
+    seeded = SeededDataset(ds, seed=7)
+    x0 = seeded[5]["image"]
+    assert torch.equal(seeded[5]["image"], x0)
+    seeded.set_epoch(1)
+    assert not torch.equal(seeded[5]["image"], x0)
+    state = torch.get_rng_state()
+    seeded[0]
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's RNG is untouched
+    assert seeded.class_names == SMALL.names
+    with pytest.raises(ValueError, match="batch_size"):
+        make_loader(ds, 0)

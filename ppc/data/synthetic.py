@@ -264,6 +264,7 @@ class SyntheticSegmentation(Dataset):
         self.config = config or SyntheticConfig()
         self.split, self.seed, self.transform = split, seed, transform
         self.data = generate(self.config, split, seed)
+        self.ids = self.data.ids
         self.class_names = self.config.names
 
     def __len__(self) -> int:

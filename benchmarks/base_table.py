@@ -1,0 +1,66 @@
+"""Best-threshold CAM mIoU of the four WSSS variants and the fully supervised upper bound
+on the synthetic benchmark, several seeds each, every run from the command line.
+
+    .venv/bin/python benchmarks/base_table.py --seeds 0 1 2 --out runs/base_table
+
+Each row is ``python -m ppc run`` with the synthetic preset (finished runs are reused);
+the table gives mean and standard deviation over seeds of the best-threshold mIoU on the
+synthetic *train* split, and the wall time of each run on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+VARIANTS = {
+    "CAM": ["--base", "cam", "--use_ppc", "false"],
+    "CAM + PPC": ["--base", "cam", "--use_ppc", "true"],
+    "SEAM": ["--base", "seam", "--use_ppc", "false"],
+    "SEAM + PPC": ["--base", "seam", "--use_ppc", "true"],
+    "full supervision": ["--base", "full", "--use_ppc", "false"],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", default="runs/base_table")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("extra", nargs=argparse.REMAINDER,
+                        help="more options for python -m ppc run (after --)")
+    args = parser.parse_args()
+    extra = [a for a in args.extra if a != "--"]
+    rows = {}
+    for name in args.variants:
+        for seed in args.seeds:
+            out = Path(args.out) / name.replace(" + ", "+").replace(" ", "_") / f"seed{seed}"
+            cmd = [sys.executable, "-m", "ppc", "run", "--quiet", "--seed", str(seed),
+                   "--out_dir", str(out), *VARIANTS[name], *extra]
+            started = time.perf_counter()
+            subprocess.run(cmd, check=True)
+            summary = json.loads((out / "summary.json").read_text())
+            rows.setdefault(name, []).append((100 * summary["best_miou"],
+                                              summary["best_threshold"],
+                                              sum(summary["seconds"].values()),
+                                              time.perf_counter() - started))
+            print(f"{name:18s} seed {seed}: mIoU {rows[name][-1][0]:.1f} "
+                  f"(bg {rows[name][-1][1]:.2f}), {rows[name][-1][2]:.0f} s", flush=True)
+    print("\n| variant | mIoU mean ± std (train) | per seed | best bg thr | run time |")
+    print("|---|---|---|---|---|")
+    for name, values in rows.items():
+        mious = [v[0] for v in values]
+        std = statistics.stdev(mious) if len(mious) > 1 else 0.0
+        print(f"| {name} | {statistics.mean(mious):.1f} ± {std:.1f} | "
+              f"{', '.join(f'{m:.1f}' for m in mious)} | "
+              f"{', '.join(f'{v[1]:.2f}' for v in values)} | "
+              f"{', '.join(f'{v[2]:.0f} s' for v in values)} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The base networks' own losses: CAM classification, SEAM's equivariant regularisation
+(ER), equivariant cross regularisation (ECR) and adaptive min-pooling, and the fully
+supervised cross-entropy of the upper bound. PPC is added on top without changing them."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .cams import normalize_cams
+from .data.voc import IGNORE_INDEX
+
+
+def classification_loss(scores: Tensor, image_labels: Tensor) -> Tensor:
+    """Multi-label soft margin loss of the GAP scores ``[N, C]`` against ``[N, C]``."""
+    return F.multilabel_soft_margin_loss(scores.float(), image_labels.float())
+
+
+def adaptive_min_pooling_loss(cams: Tensor) -> Tensor:
+    """SEAM: mean of the ReLU'd lowest 25% of each image's max-over-classes map
+    ``cams`` ``[N, C, h, w]`` (label-masked PCM CAMs); pushes the background to 0."""
+    n, _, h, w = cams.shape
+    k = max(1, h * w // 4)
+    low = torch.topk(cams.amax(dim=1).flatten(1), k, dim=-1, largest=False).values
+    return F.relu(low).sum() / (k * n)
+
+
+def max_onehot(cams: Tensor) -> Tensor:
+    """Keep the background channel (0) and, among the foreground channels, only the
+    per-pixel maximum (SEAM's ``max_onehot``)."""
+    fg = cams[:, 1:]
+    return torch.cat([cams[:, :1], fg * (fg >= fg.amax(dim=1, keepdim=True))], dim=1)
+
+
+def _with_background(fg: Tensor) -> Tensor:
+    return torch.cat([1 - fg.amax(dim=1, keepdim=True), fg], dim=1)
+
+
+def _masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
+    if mask is None:
+        return x.mean()
+    m = mask[:, None].to(x.dtype).expand_as(x)
+    return (x * m).sum() / m.sum().clamp_min(1)
+
+
+def seam_losses(logits_s: Tensor, rv_s: Tensor, logits_t: Tensor, rv_t: Tensor,
+                image_labels: Tensor, align, pixel_mask: Tensor | None = None,
+                ecr_fraction: float = 0.2) -> dict[str, Tensor]:
+    """SEAM's ER, ECR and min-pooling terms for the two views.
+
+    ``logits_*`` ``[N, C, h, w]`` raw CAMs and ``rv_*`` ``[N, C+1, h, w]`` PCM CAMs of the
+    source and the target; ``align`` maps source maps onto the target grid (A); the
+    comparison happens there. ``pixel_mask`` ``[N, h_t, w_t]`` marks valid target pixels.
+    """
+    labels = image_labels.to(logits_s.dtype)[:, :, None, None]
+    labels_bg = F.pad(labels, (0, 0, 0, 0, 1, 0), value=1.0)  # background always present
+    n = logits_s.shape[0]
+    rvmin = 0.5 * (adaptive_min_pooling_loss(rv_s[:, 1:] * labels)
+                   + adaptive_min_pooling_loss(rv_t[:, 1:] * labels))
+    cam_s = align(normalize_cams(logits_s.float(), validate=False)) * labels
+    cam_t = normalize_cams(logits_t.float(), validate=False) * labels
+    er = _masked_mean((cam_s - cam_t).abs(), pixel_mask)
+    norm_rv_s = align(_normalize_all(rv_s)) * labels_bg
+    norm_rv_t = _normalize_all(rv_t) * labels_bg
+    full_s, full_t = _with_background(cam_s), _with_background(cam_t)
+    ecr = 0.0
+    for target, refined in ((max_onehot(full_t.detach()), norm_rv_s),
+                            (max_onehot(full_s.detach()), norm_rv_t)):
+        diff = (target - refined).abs()
+        if pixel_mask is not None:
+            diff = diff * pixel_mask[:, None]
+        flat = diff.reshape(n, -1)
+        k = max(1, int(flat.shape[1] * ecr_fraction))
+        ecr = ecr + torch.topk(flat, k, dim=-1).values.mean()
+    return {"er": er, "ecr": ecr, "rvmin": rvmin}
+
+
+def _normalize_all(cams: Tensor) -> Tensor:
+    return normalize_cams(cams.float(), validate=False)
+
+
+def full_supervision_loss(logits: Tensor, masks: Tensor) -> Tensor:
+    """Cross-entropy of ``logits`` ``[N, C+1, h, w]`` upsampled to the masks ``[N, H, W]``
+    (255 ignored): the fully supervised upper bound."""
+    up = F.interpolate(logits.float(), size=masks.shape[1:], mode="bilinear",
+                       align_corners=False)
+    return F.cross_entropy(up, masks.long(), ignore_index=IGNORE_INDEX)

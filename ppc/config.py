@@ -1,0 +1,176 @@
+"""One configuration object per run: :class:`RunConfig`, filled from presets, the command
+line or a notebook's papermill parameters (``RunConfig.from_flat``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .data.synthetic import SyntheticConfig
+from .loss import PPCConfig
+from .models.net import BACKBONES, BASES
+from .views import ViewConfig
+
+DATASETS = ("synthetic", "voc")
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("poly", "onecycle")
+
+
+@dataclass
+class RunConfig:
+    """Everything one training run needs (defaults: the synthetic CPU recipe).
+
+    Data: ``dataset`` ("synthetic" in memory, or "voc": any VOC-layout folder at
+    ``data_root``, e.g. the synthetic benchmark written by ``ppc.data.write_voc``),
+    ``train_split`` / ``eval_split`` (pseudo masks are scored on VOC *train*),
+    ``augment`` (preset of ``ppc.data.transforms``), ``synthetic`` (benchmark knobs) and
+    ``data_seed`` (the benchmark's own seed: fixed while ``seed`` varies the training).
+    Model: ``backbone``, ``weights`` (local .pth file or torchvision weight name), ``base``
+    ("cam", "seam", or "full" = fully supervised upper bound), ``width`` (small backbone),
+    ``proj_dim``, ``dropout``.
+    Views and PPC: ``view`` (A), ``use_ppc`` and ``ppc`` (every PPC knob),
+    ``ppc_start_step`` (steps of base-only warm-up before PPC switches on).
+    Optimisation: ``optimizer`` ("sgd" official, "adamw"), ``lr``, ``weight_decay``,
+    ``momentum``, ``schedule`` ("poly" official, power 0.9; "onecycle"), ``steps``,
+    ``batch_size``, ``lr_mult`` (x1/x2/x10/x20 of the official groups).
+    Runtime: ``device`` ("auto", "cpu", "cuda"), ``amp`` ("auto": bf16 autocast on CUDA),
+    ``channels_last`` ("auto": on CUDA), ``seed``, ``num_workers`` (None: the machine's
+    cores), ``threads`` (CPU threads, None: torch's default), ``out_dir``, ``log_every``,
+    ``checkpoint_every``, ``resume``, inference ``scales``/``flip``/``png_threshold``.
+    """
+
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    train_split: str = "train_aug"
+    eval_split: str = "train"
+    augment: str = "synthetic"
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    data_seed: int = 0
+    backbone: str = "small"
+    weights: str | None = None
+    base: str = "cam"
+    width: int = 32
+    proj_dim: int = 128
+    dropout: float = 0.0
+    view: ViewConfig = field(default_factory=lambda: ViewConfig(scale=0.5))
+    use_ppc: bool = True
+    ppc: PPCConfig = field(default_factory=PPCConfig)
+    ppc_start_step: int = 0
+    optimizer: str = "adamw"
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    schedule: str = "onecycle"
+    steps: int = 300
+    batch_size: int = 32
+    lr_mult: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
+    device: str = "auto"
+    amp: str = "auto"
+    channels_last: str = "auto"
+    seed: int = 0
+    num_workers: int | None = 0
+    threads: int | None = None
+    out_dir: str = "runs/default"
+    log_every: int = 10
+    checkpoint_every: int = 100
+    resume: bool = True
+    scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
+    flip: bool = True
+    png_threshold: float = 0.26
+    infer_batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        def one_of(name, allowed):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"unknown {name} {getattr(self, name)!r}; expected one of {tuple(allowed)}")
+
+        one_of("dataset", DATASETS)
+        one_of("backbone", BACKBONES)
+        one_of("base", BASES)
+        one_of("optimizer", OPTIMIZERS)
+        one_of("schedule", SCHEDULES)
+        one_of("device", ("auto", "cpu", "cuda"))
+        one_of("amp", ("auto", "bf16", "off"))
+        one_of("channels_last", ("auto", "on", "off"))
+        if self.dataset == "voc" and not self.data_root:
+            raise ValueError("dataset 'voc' needs data_root: the VOC2012 folder of the devkit "
+                             "(or a folder written by ppc.data.write_voc)")
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every", "infer_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if isinstance(self.synthetic, dict):
+            self.synthetic = SyntheticConfig(**_tuples(self.synthetic))
+        if isinstance(self.view, dict):
+            self.view = ViewConfig(**self.view)
+        if isinstance(self.ppc, dict):
+            self.ppc = PPCConfig(**self.ppc)
+        self.lr_mult = tuple(self.lr_mult)
+        self.scales = tuple(self.scales)
+
+    # -- presets and conversions ----------------------------------------------------------
+    @classmethod
+    def preset(cls, name: str, **changes) -> RunConfig:
+        """``"synthetic"`` (the CPU recipe above) or ``"voc-resnet38"`` (the official
+        recipe: ResNet-38, SEAM, 448 crops, T = 128x128, SGD poly, lr groups x1/x2/x10/x20,
+        batch 8, 8 epochs of train_aug = 10,582 // 8 * 8 steps)."""
+        if name == "synthetic":
+            return cls(**changes)
+        if name == "voc-resnet38":
+            base = dict(
+                dataset="voc", augment="voc", backbone="resnet38", base="seam", dropout=0.5,
+                view=ViewConfig(size=128), optimizer="sgd", lr=0.01, weight_decay=5e-4,
+                momentum=0.9, schedule="poly", steps=10582 // 8 * 8, batch_size=8,
+                lr_mult=(1.0, 2.0, 10.0, 20.0), num_workers=None, infer_batch_size=1,
+                checkpoint_every=500, log_every=20,
+            )
+            base.update(changes)
+            return cls(**base)
+        raise ValueError(f"unknown preset {name!r}; expected 'synthetic' or 'voc-resnet38'")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        return cls(**json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_flat(cls, start: RunConfig | None = None, /, **flat) -> RunConfig:
+        """Fill a config from flat names, as papermill parameters and the command line give
+        them: top-level fields by name, nested ones as ``ppc__top_k``, ``view__scale``,
+        ``synthetic__num_classes``. Unknown names raise ``ValueError``."""
+        config = start or cls()
+        top, nested = {}, {}
+        for key, value in flat.items():
+            if "__" in key:
+                group, _, name = key.partition("__")
+                nested.setdefault(group, {})[name] = value
+            else:
+                top[key] = value
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(top) - known) + sorted(set(nested) - {"ppc", "view", "synthetic"})
+        if unknown:
+            raise ValueError(f"unknown run parameter(s) {unknown}; see ppc.config.RunConfig")
+        config = dataclasses.replace(config, **top)
+        for group, values in nested.items():
+            current = getattr(config, group)
+            names = {f.name for f in dataclasses.fields(current)}
+            if set(values) - names:
+                raise ValueError(f"unknown {group} parameter(s) {sorted(set(values) - names)}")
+            config = dataclasses.replace(config, **{group: dataclasses.replace(current, **values)})
+        return config
+
+
+def _tuples(values: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}

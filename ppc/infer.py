@@ -1,0 +1,86 @@
+"""Multi-scale + flip CAM inference: the seeds that PPC improves.
+
+For every image: the network runs at each scale (0.5, 1.0, 1.5, 2.0 by default) on the
+image and its mirror; the ReLU'd CAMs (the PCM-refined ones for SEAM, as the official
+code) are resized to the image, un-flipped and summed; the classes of the image's labels
+are kept and each map is divided by its maximum. Outputs per image: ``cams/<id>.npz``
+(see :func:`ppc.evaluate.save_cam_npz`) and ``masks/<id>.png``, the pseudo mask at a
+background threshold in the VOC palette.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .data.voc import write_label_png
+from .evaluate import cams_to_prediction, save_cam_npz
+
+
+def _class_maps(model, images: Tensor) -> Tensor:
+    """ReLU'd foreground maps ``[N, C, h, w]`` of one forward pass."""
+    out = model(images)
+    if "cam_rv" in out:
+        return F.relu(out["cam_rv"][:, 1:].float())
+    logits = out["logits"].float()
+    if logits.shape[1] == model.num_classes + 1:  # fully supervised: probabilities
+        return logits.softmax(dim=1)[:, 1:]
+    return F.relu(logits)
+
+
+@torch.no_grad()
+def multiscale_cams(model, images: Tensor, scales=(0.5, 1.0, 1.5, 2.0),
+                    flip: bool = True, amp: bool = False) -> Tensor:
+    """Summed CAMs ``[N, C, H, W]`` at the images' resolution (``images`` ``[N, 3, H, W]``
+    normalised), over ``scales`` and (``flip``) mirrors."""
+    height, width = images.shape[2:]
+    total = None
+    for scale in scales:
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        x = images if size == (height, width) else F.interpolate(
+            images, size=size, mode="bilinear", align_corners=False)
+        batch = torch.cat([x, x.flip(-1)]) if flip else x
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
+            maps = _class_maps(model, batch)
+        maps = F.interpolate(maps, size=(height, width), mode="bilinear", align_corners=False)
+        if flip:
+            maps = maps[: len(x)] + maps[len(x):].flip(-1)
+        total = maps if total is None else total + maps
+    return total
+
+
+def normalise_present(cams: Tensor, label: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the classes of ``label`` ``[C]`` from ``cams`` ``[C, H, W]`` and divide each by
+    its maximum (official: ``cam / (max + 1e-5)``) -> (maps ``[K, H, W]``, keys ``[K]``)."""
+    keys = torch.nonzero(label > 0.5).flatten()
+    maps = cams[keys]
+    maps = maps / (maps.flatten(1).amax(dim=1)[:, None, None] + 1e-5)
+    return maps.clamp(0, 1).cpu().numpy(), keys.cpu().numpy()
+
+
+def infer(model, dataset, out_dir: str | Path, *, scales=(0.5, 1.0, 1.5, 2.0), flip=True,
+          png_threshold: float = 0.26, batch_size: int = 1, device="cpu", amp: bool = False,
+          progress: bool = True) -> Path:
+    """Write ``cams/<id>.npz`` and ``masks/<id>.png`` for every image of ``dataset`` (with
+    the evaluation transform). Images of one batch must share a size (``batch_size=1`` for
+    VOC)."""
+    out = Path(out_dir)
+    (out / "cams").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    for batch in tqdm(loader, desc="infer", unit="batch", disable=not progress):
+        images = batch["image"].to(device)
+        cams = multiscale_cams(model, images, scales, flip, amp)
+        for ident, cam, label in zip(batch["id"], cams, batch["label"], strict=True):
+            maps, keys = normalise_present(cam, label.to(cam.device))
+            save_cam_npz(out / "cams" / f"{ident}.npz", maps.astype(np.float16), keys)
+            pred = cams_to_prediction(maps, keys, png_threshold)
+            write_label_png(out / "masks" / f"{ident}.png", np.asarray(pred, dtype=np.uint8))
+    return out

@@ -1,0 +1,112 @@
+"""The WSSS network: a backbone, the CAM head ``f_CAM``, the projection head ``f_proj`` and,
+for the SEAM base, the pixel correlation module (PCM)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .backbones import SmallNet, TorchvisionResNet, pixel_correlation
+
+BASES = ("cam", "seam", "full")
+BACKBONES = ("small", "resnet38", "resnet50", "resnet101")
+
+
+class WSSSNet(nn.Module):
+    """Backbone + heads.
+
+    ``forward(images [N, 3, H, W])`` returns a dict:
+
+    * ``logits`` ``[N, K, h, w]``: ``f_CAM`` output, K = C foreground classes (K = C+1 with
+      background first for ``base="full"``, the fully supervised upper bound);
+    * ``scores`` ``[N, K]``: their global average (classification logits);
+    * ``proj`` ``[N, proj_dim, h, w]``: ``f_proj`` = 1x1 conv + ReLU (not normalised);
+    * ``cam_rv`` ``[N, C+1, h, w]`` (``base="seam"``): the PCM-refined CAM, background first.
+
+    Args:
+        backbone: a module from :mod:`ppc.models.backbones` (or any with the same outputs).
+        num_classes: C foreground classes.
+        base: "cam" (CAM + classification), "seam" (adds the PCM), "full" (C+1 classes).
+        proj_dim: embedding size D of ``f_proj`` (128 in the paper).
+        dropout: Dropout2d before ``f_CAM`` (0.5 in the official ResNet-38 SEAM net).
+    """
+
+    def __init__(self, backbone: nn.Module, num_classes: int, base: str = "cam",
+                 proj_dim: int = 128, dropout: float = 0.0) -> None:
+        super().__init__()
+        if base not in BASES:
+            raise ValueError(f"unknown base {base!r}; expected one of {BASES}")
+        self.backbone, self.base, self.num_classes = backbone, base, num_classes
+        channels = backbone.out_channels
+        self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
+        self.cam_head = nn.Conv2d(channels, num_classes + (base == "full"), 1, bias=False)
+        self.proj_head = nn.Sequential(nn.Conv2d(channels, proj_dim, 1, bias=False),
+                                       nn.ReLU(inplace=True))
+        nn.init.xavier_uniform_(self.cam_head.weight)
+        nn.init.xavier_uniform_(self.proj_head[0].weight)
+        new = [self.cam_head, self.proj_head[0]]
+        if base == "seam":
+            s1, s2 = backbone.side_channels
+            self.pcm_side1 = nn.Conv2d(s1, 64, 1, bias=False)
+            self.pcm_side2 = nn.Conv2d(s2, 128, 1, bias=False)
+            self.pcm_proj = nn.Conv2d(192 + 3, 192, 1, bias=False)
+            nn.init.kaiming_normal_(self.pcm_side1.weight)
+            nn.init.kaiming_normal_(self.pcm_side2.weight)
+            nn.init.xavier_uniform_(self.pcm_proj.weight, gain=4)
+            new += [self.pcm_side1, self.pcm_side2, self.pcm_proj]
+        self._new_modules = new
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        feats = self.backbone(images)
+        x = feats["feat"]
+        logits = self.cam_head(self.dropout(x))
+        out = {"logits": logits, "scores": logits.mean(dim=(2, 3)), "proj": self.proj_head(x)}
+        if self.base == "seam":
+            out["cam_rv"] = self._pcm(images, feats, logits)
+        return out
+
+    def _pcm(self, images: Tensor, feats: dict[str, Tensor], logits: Tensor) -> Tensor:
+        h, w = logits.shape[2:]
+        with torch.no_grad():  # as SEAM: the CAM enters the PCM without gradient
+            cam = F.relu(logits.detach().float())
+            cam = F.relu(cam - 1e-5) / (cam.flatten(2).amax(-1)[..., None, None] + 1e-5)
+            top = cam.amax(dim=1, keepdim=True)
+            cam = torch.cat([1 - top, cam * (cam >= top)], dim=1)  # bg first, fg argmax only
+
+        def side(name, conv):
+            f = F.relu(conv(feats[name].detach()))
+            return f if f.shape[2:] == (h, w) else F.interpolate(
+                f, (h, w), mode="bilinear", align_corners=True)
+
+        small = F.interpolate(images, (h, w), mode="bilinear", align_corners=True)
+        f = torch.cat([small, side("side1", self.pcm_side1), side("side2", self.pcm_side2)], 1)
+        return pixel_correlation(cam.to(f.dtype), f, self.pcm_proj)
+
+    def parameter_groups(self) -> list[list[nn.Parameter]]:
+        """[pretrained weights, pretrained biases, new weights, new biases] (lr x1, x2, x10,
+        x20 in the official recipe); frozen parameters are left out."""
+        pre_w, pre_b = self.backbone.pretrained_parameters()
+        seen = {id(p) for p in pre_w + pre_b}
+        new_w = [m.weight for m in self._new_modules]
+        new_b = [m.bias for m in self._new_modules if m.bias is not None]
+        seen |= {id(p) for p in new_w + new_b}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in seen]
+        # parameters of a from-scratch backbone count as new
+        new_w += [p for p in rest if p.dim() > 1]
+        new_b += [p for p in rest if p.dim() <= 1]
+        return [pre_w, pre_b, new_w, new_b]
+
+
+def build_backbone(name: str, weights: str | None = None, width: int = 32) -> nn.Module:
+    """``small``, ``resnet38``, ``resnet50`` or ``resnet101``. ``weights`` is a torchvision
+    weight name for resnet50/101 (local files are loaded by the caller)."""
+    if name == "small":
+        return SmallNet(width)
+    if name == "resnet38":
+        from .resnet38 import ResNet38
+
+        return ResNet38()
+    if name in ("resnet50", "resnet101"):
+        return TorchvisionResNet(int(name[6:]), weights)
+    raise ValueError(f"unknown backbone {name!r}; expected one of {BACKBONES}")

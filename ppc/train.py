@@ -1,0 +1,326 @@
+"""Two-view training of a WSSS base network with the PPC loss.
+
+``train(config)`` runs (or resumes) one run into ``config.out_dir``: ``config.json``,
+``metrics.jsonl`` (one JSON object per logged step), ``checkpoint.pt`` (written
+atomically; a resumed run continues bit-identically on a CPU) and ``model.pt`` (final
+weights). Under ``torchrun`` every process trains its shard of each batch with DDP, and
+the PPC prototypes are those of the global batch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+from . import views
+from .base_losses import classification_loss, full_supervision_loss, seam_losses
+from .config import RunConfig
+from .data.loader import SeededDataset, default_num_workers
+from .data.synthetic import SyntheticSegmentation
+from .data.transforms import eval_transform, train_transform
+from .data.voc import VOCSegmentation
+from .loss import PixelToPrototypeContrast
+from .models.net import WSSSNet, build_backbone
+
+
+# -- building blocks -------------------------------------------------------------------------
+def resolve_device(config: RunConfig) -> torch.device:
+    if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was asked for but torch sees no CUDA device; "
+                             "use device='cpu' or 'auto'")
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        return torch.device("cuda", local)
+    return torch.device("cpu")
+
+
+def build_dataset(config: RunConfig, split: str, train: bool):
+    """The dataset of ``split`` with the training or evaluation transform."""
+    transform = train_transform(config.augment) if train else eval_transform(config.augment)
+    if config.dataset == "synthetic" and config.data_root is None:
+        return SyntheticSegmentation(config.synthetic, split, config.data_seed, transform)
+    return VOCSegmentation(config.data_root, split, transform)
+
+
+def class_names(config: RunConfig) -> tuple[str, ...]:
+    if config.dataset == "synthetic" and config.data_root is None:
+        return config.synthetic.names
+    return VOCSegmentation(config.data_root, config.eval_split).class_names
+
+
+def build_model(config: RunConfig, num_classes: int) -> WSSSNet:
+    """The network of ``config``; a ``weights`` file is loaded into the backbone."""
+    weights = config.weights
+    torchvision_name = weights if weights and not Path(weights).suffix else None
+    backbone = build_backbone(config.backbone, torchvision_name, config.width)
+    if weights and torchvision_name is None:
+        from .models.weights import load_weights
+
+        report = load_weights(backbone, weights)
+        print(f"backbone weights {weights}: {report}")
+    return WSSSNet(backbone, num_classes, config.base, config.proj_dim, config.dropout)
+
+
+class EpochSampler(Sampler[int]):
+    """Seeded shuffle per epoch, sharded over DDP ranks, resumable mid-epoch:
+    ``set_epoch(epoch, start)`` skips the first ``start`` samples of this rank's order."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0,
+                 world: int = 1) -> None:
+        self.size, self.seed, self.rank, self.world = size, seed, rank, world
+        self.per_rank = (size // (batch_size * world)) * batch_size
+        if self.per_rank == 0:
+            raise ValueError(f"the dataset has {size} images, fewer than one batch of "
+                             f"{batch_size} per process ({world}); lower batch_size")
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.size, generator=g)
+        mine = order[self.rank * self.per_rank:(self.rank + 1) * self.per_rank]
+        return iter(mine[self.start:].tolist())
+
+    def __len__(self) -> int:
+        return self.per_rank - self.start
+
+
+def make_optimizer(config: RunConfig, model: WSSSNet):
+    groups = [
+        {"params": params, "lr": config.lr * mult, "initial_lr": config.lr * mult}
+        for params, mult in zip(model.parameter_groups(), config.lr_mult, strict=True)
+        if params
+    ]
+    for g in groups:  # no weight decay on biases and norms
+        if all(p.dim() <= 1 for p in g["params"]):
+            g["weight_decay"] = 0.0
+    if config.optimizer == "sgd":
+        opt = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
+                              weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    steps = config.steps
+    if config.schedule == "poly":
+        def factor(step):
+            return (1 - min(step, steps - 1) / steps) ** 0.9
+    else:  # one cycle: 30% linear warm-up from lr/25, then cosine down to lr/1e4
+        warm = max(1, int(0.3 * steps))
+
+        def factor(step):
+            if step < warm:
+                return 0.04 + 0.96 * step / warm
+            t = min(1.0, (step - warm) / max(1, steps - warm))
+            return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * t))
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+@dataclass
+class StepContext:
+    config: RunConfig
+    ppc: PixelToPrototypeContrast
+    generator: torch.Generator
+    amp: bool
+
+
+def training_losses(model: nn.Module, batch: dict, ctx: StepContext, step: int) -> dict:
+    """Every loss term of one step (a dict of scalar tensors, ``total`` included)."""
+    cfg = ctx.config
+    device = next(model.parameters()).device
+    images = batch["image"].to(device, non_blocking=True)
+    labels = batch["label"].to(device, non_blocking=True)
+    if cfg.channels_last == "on" or (cfg.channels_last == "auto" and device.type == "cuda"):
+        images = images.contiguous(memory_format=torch.channels_last)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=ctx.amp)
+    terms: dict[str, Tensor] = {}
+    with autocast:
+        if cfg.base == "full":
+            out = model(images)
+            terms["ce"] = full_supervision_loss(out["logits"], batch["mask"].to(device))
+        else:
+            target = views.make_target(cfg.view, images)
+            out_s, out_t = model(images), model(target)
+            terms["cls"] = 0.5 * (classification_loss(out_s["scores"], labels)
+                                  + classification_loss(out_t["scores"], labels))
+            size_t = tuple(out_t["logits"].shape[2:])
+            mask = views.valid_mask(cfg.view, images.shape[0], size_t, device)
+
+            def align(maps):
+                return views.apply(cfg.view, maps, size_t)
+
+            if cfg.base == "seam":
+                terms.update(seam_losses(out_s["logits"], out_s["cam_rv"], out_t["logits"],
+                                         out_t["cam_rv"], labels, align, mask))
+            if cfg.use_ppc and step >= cfg.ppc_start_step:
+                key = "cam_rv" if cfg.base == "seam" else "logits"
+                cams_s = out_s[key][:, 1:] if key == "cam_rv" else out_s[key]
+                cams_t = out_t[key][:, 1:] if key == "cam_rv" else out_t[key]
+                ppc_terms = ctx.ppc(align(out_s["proj"]), align(cams_s.detach()), out_t["proj"],
+                                    cams_t.detach(), labels, pixel_mask=mask,
+                                    generator=ctx.generator)
+                terms.update({f"ppc_{k}": v for k, v in ppc_terms.items()})
+    base_total = sum(v for k, v in terms.items() if not k.startswith("ppc_"))
+    terms["total"] = base_total + terms.get("ppc_total", 0.0)
+    return terms
+
+
+# -- checkpoints -----------------------------------------------------------------------------
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _rng_state(generator: torch.Generator) -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+             "python": random.getstate(), "ppc": generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict, generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    generator.set_state(state["ppc"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# -- the loop --------------------------------------------------------------------------------
+def _setup_distributed() -> tuple[int, int]:
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+        if not dist.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            dist.init_process_group(backend)
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = True) -> Path:
+    """Train (or resume) the run of ``config``; returns ``config.out_dir``.
+
+    ``stop_after`` ends this call after that many steps of the run (a checkpoint is
+    written), as if the run had been killed there; calling ``train`` again resumes it.
+    """
+    rank, world = _setup_distributed()
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    random.seed(config.seed)
+
+    dataset = build_dataset(config, config.train_split, train=True)
+    seeded = SeededDataset(dataset, config.seed)
+    per_process = config.batch_size // world
+    sampler = EpochSampler(len(dataset), per_process, config.seed, rank, world)
+    workers = default_num_workers() if config.num_workers is None else config.num_workers
+    # the loader's own generator: creating an iterator must not draw from the global RNG
+    # (dropout's), or a resumed run would drift from an uninterrupted one
+    loader = DataLoader(seeded, batch_size=per_process, sampler=sampler, drop_last=True,
+                        num_workers=workers, pin_memory=device.type == "cuda",
+                        generator=torch.Generator().manual_seed(config.seed))
+    steps_per_epoch = sampler.per_rank // per_process
+
+    model = build_model(config, len(dataset.class_names)).to(device)
+    if device.type == "cuda" and config.channels_last != "off":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer, scheduler = make_optimizer(config, model)
+    net = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    ppc = PixelToPrototypeContrast(config.ppc.replace(validate=device.type != "cuda"))
+    generator = torch.Generator(device=device).manual_seed(config.seed * 7919 + rank)
+    amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
+    ctx = StepContext(config, ppc, generator, amp)
+
+    step = 0
+    ckpt_path = out / "checkpoint.pt"
+    if config.resume and ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ckpt["config"] != config.to_dict():
+            raise ValueError(f"{ckpt_path} belongs to a run with another config; use a new "
+                             "out_dir or resume=False")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        step = ckpt["step"]
+        _set_rng_state(ckpt["rng"], generator)
+    elif rank == 0:
+        config.save(out / "config.json")
+        (out / "metrics.jsonl").write_text("")
+
+    def checkpoint():
+        if rank == 0:
+            _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "scheduler": scheduler.state_dict(), "step": step,
+                          "rng": _rng_state(generator), "config": config.to_dict()}, ckpt_path)
+
+    end = config.steps if stop_after is None else min(config.steps, stop_after)
+    bar = tqdm(total=config.steps, initial=step, disable=not progress or rank != 0,
+               desc=f"train {out.name}", unit="step")
+    net.train()
+    metrics_file = (out / "metrics.jsonl").open("a") if rank == 0 else None
+    started = time.perf_counter()
+    while step < end:
+        epoch, offset = divmod(step, steps_per_epoch)
+        sampler.set_epoch(epoch, offset * per_process)
+        seeded.set_epoch(epoch)
+        for batch in loader:
+            terms = training_losses(net, batch, ctx, step)
+            optimizer.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            bar.update(1)
+            if metrics_file and (step % config.log_every == 0 or step == config.steps):
+                row = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0],
+                       "time": round(time.perf_counter() - started, 3)}
+                row.update({k: float(v.detach()) if isinstance(v, Tensor) else float(v)
+                            for k, v in terms.items()})
+                metrics_file.write(json.dumps(row) + "\n")
+                metrics_file.flush()
+                bar.set_postfix(loss=f"{row['total']:.3f}")
+            if step % config.checkpoint_every == 0 or step == end:
+                checkpoint()
+            if step >= end:
+                break
+    bar.close()
+    if metrics_file:
+        metrics_file.close()
+    if rank == 0 and step >= config.steps:
+        _atomic_save(model.state_dict(), out / "model.pt")
+    return out
+
+
+def load_trained(out_dir: str | Path, device: str | torch.device = "cpu"):
+    """(config, model in eval mode) of a finished run."""
+    out = Path(out_dir)
+    if not (out / "model.pt").exists():
+        raise FileNotFoundError(f"{out / 'model.pt'} does not exist: the run in {out} has not "
+                                "finished (train it, or resume it with the same config)")
+    config = RunConfig.load(out / "config.json")
+    model = build_model(config.replace(weights=None), len(class_names(config)))
+    model.load_state_dict(torch.load(out / "model.pt", map_location=device, weights_only=True))
+    return config, model.to(device).eval()

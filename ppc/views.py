@@ -1,0 +1,85 @@
+"""The spatial transform A(.) that makes the target view T = A(S) from the source view S.
+
+The paper rescales (the official code resizes the 448 crop to 128x128); flips and
+rotations are options for the transformation ablation. The same A is applied to the
+source's images, features and CAMs, so pixel i of ``A(maps of S)`` corresponds to pixel i of
+the maps of T. Everything is one affine warp (``grid_sample`` with ``align_corners=False``,
+resolution independent), so images and feature maps of any size share one A.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    """A(.): ``scale`` (target size = scale x source size) or ``size`` (a fixed square
+    target side in px, as the official 128x128; overrides ``scale``), then a horizontal
+    ``flip`` and a rotation by ``rotate`` degrees (corners outside the source are masked)."""
+
+    scale: float = 0.3
+    size: int | None = None
+    flip: bool = False
+    rotate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.scale <= 4:
+            raise ValueError(f"ViewConfig.scale must be in (0, 4], got {self.scale}")
+        if self.size is not None and self.size < 8:
+            raise ValueError(f"ViewConfig.size must be >= 8 px, got {self.size}")
+
+    @property
+    def is_identity_warp(self) -> bool:
+        return not self.flip and self.rotate % 360 == 0
+
+
+def target_size(config: ViewConfig, height: int, width: int) -> tuple[int, int]:
+    """Size of T for a source of ``height`` x ``width`` px."""
+    if config.size is not None:
+        return config.size, config.size
+    return max(8, round(height * config.scale)), max(8, round(width * config.scale))
+
+
+def _theta(config: ViewConfig, n: int, device, dtype) -> Tensor:
+    """Affine matrices ``[N, 2, 3]`` mapping target coordinates to source coordinates."""
+    angle = math.radians(config.rotate)
+    c, s = math.cos(angle), math.sin(angle)
+    fx = -1.0 if config.flip else 1.0
+    theta = torch.tensor([[c * fx, -s, 0.0], [s * fx, c, 0.0]], device=device, dtype=dtype)
+    return theta.expand(n, 2, 3)
+
+
+def apply(config: ViewConfig, maps: Tensor, size: tuple[int, int],
+          mode: str = "bilinear") -> Tensor:
+    """A(maps): warp ``maps`` ``[N, C, H, W]`` (images, features or CAMs of S) onto the
+    target grid of ``size`` = (h, w). Pure rescaling is a plain bilinear resize."""
+    if maps.dim() != 4:
+        raise ValueError(f"maps must have shape [N, C, H, W], got {tuple(maps.shape)}")
+    if config.is_identity_warp:
+        if tuple(maps.shape[2:]) == tuple(size):
+            return maps
+        return F.interpolate(maps, size=size, mode=mode, align_corners=False)
+    grid = F.affine_grid(_theta(config, maps.shape[0], maps.device, maps.dtype),
+                         [maps.shape[0], maps.shape[1], *size], align_corners=False)
+    return F.grid_sample(maps, grid, mode=mode, padding_mode="zeros", align_corners=False)
+
+
+def valid_mask(config: ViewConfig, n: int, size: tuple[int, int], device=None) -> Tensor | None:
+    """``[N, h, w]`` bool: target pixels whose source point lies inside S (None when every
+    pixel does, i.e. no rotation)."""
+    if config.rotate % 360 == 0:
+        return None
+    grid = F.affine_grid(_theta(config, n, device, torch.float32), [n, 1, *size],
+                         align_corners=False)
+    return (grid.abs() <= 1).all(dim=-1)
+
+
+def make_target(config: ViewConfig, images: Tensor) -> Tensor:
+    """T = A(S) for a batch of source images ``[N, 3, H, W]``."""
+    return apply(config, images, target_size(config, *images.shape[2:]))

@@ -1,0 +1,75 @@
+import pytest
+import torch
+
+from ppc.models import SmallNet, TorchvisionResNet, WSSSNet, build_backbone, pixel_correlation
+from ppc.models.weights import load_weights
+
+
+@pytest.mark.parametrize("base", ["cam", "seam", "full"])
+def test_wsss_net_outputs_and_gradients(base):
+    torch.manual_seed(0)
+    net = WSSSNet(SmallNet(width=8), num_classes=5, base=base, proj_dim=16)
+    x = torch.randn(2, 3, 64, 48)
+    out = net(x)
+    k = 6 if base == "full" else 5
+    assert out["logits"].shape == (2, k, 16, 12) and out["scores"].shape == (2, k)
+    assert out["proj"].shape == (2, 16, 16, 12) and out["proj"].min() >= 0
+    assert ("cam_rv" in out) == (base == "seam")
+    loss = out["logits"].square().mean() + out["proj"].mean()
+    if base == "seam":
+        assert out["cam_rv"].shape == (2, 6, 16, 12)
+        loss = loss + out["cam_rv"].mean()
+    loss.backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    groups = net.parameter_groups()
+    flat = [id(p) for g in groups for p in g]
+    assert len(flat) == len(set(flat)) == sum(1 for p in net.parameters() if p.requires_grad)
+    assert groups[0] == groups[1] == []  # the small net is trained from scratch
+
+
+def test_torchvision_resnet_output_stride_frozen_bn_and_groups():
+    torch.manual_seed(0)
+    net = WSSSNet(TorchvisionResNet(50), num_classes=3, base="seam")
+    net.train()
+    assert all(not m.training for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    out = net(torch.randn(1, 3, 64, 64))
+    assert out["logits"].shape == (1, 3, 8, 8) and out["cam_rv"].shape == (1, 4, 8, 8)
+    groups = net.parameter_groups()
+    assert groups[0] and groups[2] and not groups[3]
+    flat = {id(p) for g in groups for p in g}
+    assert flat == {id(p) for p in net.parameters() if p.requires_grad}
+    assert not any(id(p) in flat for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)
+                   for p in m.parameters())
+
+
+def test_pixel_correlation_with_constant_features_averages_the_cam():
+    cam = torch.rand(1, 3, 4, 4)
+    conv = torch.nn.Conv2d(2, 2, 1, bias=False)
+    torch.nn.init.ones_(conv.weight)
+    out = pixel_correlation(cam, torch.ones(1, 2, 4, 4), conv)
+    expected = cam.mean(dim=(2, 3), keepdim=True).expand_as(cam)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_bad_names_and_inputs():
+    with pytest.raises(ValueError, match="unknown backbone 'vgg'"):
+        build_backbone("vgg")
+    with pytest.raises(ValueError, match="unknown base 'eps'"):
+        WSSSNet(SmallNet(8), 3, base="eps")
+    with pytest.raises(ValueError, match="unknown torchvision weights 'IMAGENET'"):
+        TorchvisionResNet(50, "IMAGENET")
+    with pytest.raises(ValueError, match=r"images must have shape \[N, 3, H, W\]"):
+        SmallNet(8)(torch.randn(2, 64, 64))
+
+
+def test_weights_for_another_network_are_refused(tmp_path):
+    path = tmp_path / "small16.pth"
+    torch.save(SmallNet(width=16).state_dict(), path)
+    with pytest.raises(ValueError, match="shape"):
+        load_weights(SmallNet(width=8), path)
+    torch.save({"fc.weight": torch.zeros(3)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="matches none"):
+        load_weights(SmallNet(width=8), tmp_path / "other.pth")
+    report = load_weights(SmallNet(width=16), path)
+    assert report.loaded > 0 and not report.missing

@@ -1,0 +1,160 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ppc.cli import main as cli_main
+from ppc.config import RunConfig
+from ppc.data import DatasetLayoutError, SyntheticConfig, write_voc
+from ppc.evaluate import load_cam_npz
+from ppc.experiment import run
+from ppc.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = SyntheticConfig(num_train_aug=48, num_train=8, num_val=8)
+
+
+def tiny(tmp_path, name="run", **changes) -> RunConfig:
+    values = dict(synthetic=TINY, steps=3, batch_size=8, width=8, proj_dim=16,
+                  scales=(1.0,), infer_batch_size=8, log_every=1, checkpoint_every=100,
+                  threads=2, out_dir=str(tmp_path / name))
+    values.update(changes)
+    return RunConfig(**values)
+
+
+def _metrics(out) -> list[dict]:
+    rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:
+        row.pop("time")
+    return rows
+
+
+def _weights(out) -> dict:
+    return torch.load(Path(out) / "model.pt", weights_only=True)
+
+
+@pytest.mark.parametrize("base,use_ppc", [("cam", False), ("cam", True), ("seam", False),
+                                          ("seam", True), ("full", False)])
+def test_three_steps_per_base(tmp_path, base, use_ppc):
+    out = train(tiny(tmp_path, base=base, use_ppc=use_ppc), progress=False)
+    rows = _metrics(out)
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    for row in rows:
+        assert all(np.isfinite(v) for v in row.values())
+    expected = {"cam": {"cls"}, "seam": {"cls", "er", "ecr", "rvmin"}, "full": {"ce"}}[base]
+    assert expected <= set(rows[0])
+    assert ("ppc_total" in rows[0]) == use_ppc
+    if use_ppc:
+        assert rows[0]["total"] > sum(rows[0][k] for k in expected)
+    assert (out / "model.pt").exists() and (out / "config.json").exists()
+
+
+def test_same_run_twice_is_identical(tmp_path):
+    a = train(tiny(tmp_path, "a", base="seam"), progress=False)
+    b = train(tiny(tmp_path, "b", base="seam"), progress=False)
+    assert _metrics(a) == _metrics(b)
+    wa, wb = _weights(a), _weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
+    cfg = dict(base="seam", steps=6, batch_size=8, dropout=0.3)
+    whole = train(tiny(tmp_path, "whole", **cfg), progress=False)
+    config = tiny(tmp_path, "resumed", **cfg)
+    train(config, stop_after=2, progress=False)
+    assert not (Path(config.out_dir) / "model.pt").exists()
+    train(config, stop_after=4, progress=False)
+    resumed = train(config, progress=False)
+    assert _metrics(whole) == _metrics(resumed)
+    wa, wb = _weights(whole), _weights(resumed)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_refuses_another_config(tmp_path):
+    config = tiny(tmp_path, steps=4)
+    train(config, stop_after=2, progress=False)
+    with pytest.raises(ValueError, match="belongs to a run with another config"):
+        train(config.replace(lr=0.1), progress=False)
+
+
+def test_run_writes_seeds_curve_and_summary(tmp_path):
+    summary = run(tiny(tmp_path, use_ppc=True), progress=False)
+    out = tmp_path / "run"
+    assert 0 < summary["best_miou"] <= 1 and summary["num_eval_images"] == 8
+    cams, keys = load_cam_npz(out / "seeds" / "cams" / "syn_000000.npz")
+    assert cams.dtype == np.float16 and cams.shape[1:] == (64, 64) and len(keys) == len(cams)
+    assert cams.max() <= 1 and cams.min() >= 0
+    png = Image.open(out / "seeds" / "masks" / "syn_000000.png")
+    assert png.mode == "P" and png.size == (64, 64)
+    assert set(np.unique(np.array(png))) <= {0, *(int(k) + 1 for k in keys)}
+    assert (out / "curve.csv").read_text().startswith("threshold,miou")
+    assert len((out / "per_image.csv").read_text().splitlines()) == 9
+    again = run(tiny(tmp_path, use_ppc=True), progress=False)  # reused, not recomputed
+    assert again == summary
+
+
+def test_voc_layout_runs_through_the_same_pipeline(tmp_path):
+    root = write_voc(tmp_path / "VOC2012", TINY, seed=0)
+    config = tiny(tmp_path, dataset="voc", data_root=str(root), steps=2)
+    summary = run(config, progress=False)
+    assert summary["num_eval_images"] == 8
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
+    with pytest.raises(ValueError, match="unknown backbone 'vgg16'"):
+        RunConfig(backbone="vgg16")
+    with pytest.raises(ValueError, match="unknown base 'eps'"):
+        RunConfig(base="eps")
+    with pytest.raises(ValueError, match="dataset 'voc' needs data_root"):
+        RunConfig(dataset="voc")
+    with pytest.raises(DatasetLayoutError, match="has no JPEGImages"):
+        train(tiny(tmp_path, dataset="voc", data_root=str(tmp_path)), progress=False)
+    bad = tmp_path / "wrong.pth"
+    torch.save({"conv.weight": torch.zeros(2, 2)}, bad)
+    with pytest.raises(ValueError, match="matches none"):
+        train(tiny(tmp_path, "w", weights=str(bad)), progress=False)
+    code = cli_main(["train", "--backbone", "vgg16", "--out_dir", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: unknown backbone 'vgg16'")
+    assert len(err.strip().splitlines()) == 1
+    code = cli_main(["train", "--dataset", "voc", "--data_root", str(tmp_path / "none"),
+                     "--out_dir", str(tmp_path / "y")])
+    err = capsys.readouterr().err
+    assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
+
+
+def test_command_line_run_and_help(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    help_text = subprocess.run([sys.executable, "-m", "ppc", "run", "--help"], env=env,
+                               capture_output=True, text=True, check=True).stdout
+    for option in ("--base", "--ppc.top_k", "--view.scale", "--synthetic.num_classes",
+                   "--use_ppc", "--weights"):
+        assert option in help_text
+    out = tmp_path / "cli"
+    cmd = [sys.executable, "-m", "ppc", "run", "--quiet", "--out_dir", str(out), "--steps", "2",
+           "--batch_size", "8", "--width", "8", "--scales", "1.0", "--threads", "2",
+           "--synthetic.num_train_aug", "32", "--synthetic.num_train", "4",
+           "--synthetic.num_val", "4", "--ppc.top_k", "8"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "config.json").read_text())["ppc"]["top_k"] == 8
+    assert "best_miou" in result.stdout
+
+
+def test_torchrun_two_processes(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "ppc", "train", "--quiet", "--out_dir", str(out), "--steps", "2",
+           "--batch_size", "8", "--width", "8", "--threads", "1", "--base", "seam",
+           "--synthetic.num_train_aug", "32", "--synthetic.num_train", "4",
+           "--synthetic.num_val", "4"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "model.pt").exists() and len(_metrics(out)) == 1

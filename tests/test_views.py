@@ -1,0 +1,47 @@
+import pytest
+import torch
+
+from ppc import views
+from ppc.views import ViewConfig
+
+
+def test_scale_is_a_bilinear_resize_and_make_target_uses_it():
+    x = torch.rand(2, 3, 32, 24)
+    cfg = ViewConfig(scale=0.5)
+    assert views.target_size(cfg, 32, 24) == (16, 12)
+    expected = torch.nn.functional.interpolate(x, size=(16, 12), mode="bilinear",
+                                               align_corners=False)
+    assert torch.equal(views.make_target(cfg, x), expected)
+    assert views.apply(cfg, x, (32, 24)) is x
+    assert views.target_size(ViewConfig(size=128), 448, 448) == (128, 128)
+    assert views.valid_mask(cfg, 2, (16, 12)) is None
+
+
+def test_flip_and_rotation_warp_maps_exactly():
+    x = torch.rand(2, 4, 10, 10)
+    flipped = views.apply(ViewConfig(scale=1.0, flip=True), x, (10, 10))
+    torch.testing.assert_close(flipped, x.flip(-1), atol=1e-5, rtol=0)
+    rotated = views.apply(ViewConfig(scale=1.0, rotate=90), x, (10, 10))
+    torch.testing.assert_close(rotated, torch.rot90(x, k=1, dims=(2, 3)), atol=1e-5, rtol=0)
+
+
+def test_features_and_images_share_one_transform():
+    """Warping an image and then a pointwise map of it, or the map of the warped image,
+    gives the same result (resolution independent)."""
+    cfg = ViewConfig(scale=0.5, flip=True)
+    x = torch.rand(1, 3, 40, 40)
+    small = torch.nn.functional.avg_pool2d(x, 4)  # "features" at stride 4: 10x10
+    target = views.make_target(cfg, x)  # 20x20
+    target_feat = torch.nn.functional.avg_pool2d(target, 2)  # 10x10 features of T
+    aligned = views.apply(cfg, small, (10, 10))
+    assert aligned.shape == target_feat.shape
+    assert (aligned - target_feat).abs().mean() < 0.05
+
+
+def test_rotation_mask_and_bad_config():
+    mask = views.valid_mask(ViewConfig(scale=1.0, rotate=45), 2, (16, 16))
+    assert mask.shape == (2, 16, 16) and mask[:, 8, 8].all() and not mask[:, 0, 0].any()
+    with pytest.raises(ValueError, match="ViewConfig.scale"):
+        ViewConfig(scale=0)
+    with pytest.raises(ValueError, match=r"maps must have shape \[N, C, H, W\]"):
+        views.apply(ViewConfig(), torch.rand(3, 8, 8), (4, 4))

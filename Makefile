@@ -1,5 +1,6 @@
 # make test  - create the environment when missing, then run every test
-# make book  - create the environment when missing, execute the notebooks, build the book
+# make book  - create the environment when missing, execute the notebooks with papermill
+#              (stored runs in results/ are reused), build the book into _build/html
 # make bench - print the loss benchmark (vectorised PPC against a loop-style reference)
 PYTHON ?= python3
 VENV := .venv
@@ -20,6 +21,7 @@ test: env
 	$(PY) -m pytest -q
 
 book: env
+	$(PY) -m ppc.notebooks
 	$(PY) -m jupyter_book build . -W -n --keep-going
 	@echo "book: open _build/html/index.html"
 

@@ -117,14 +117,17 @@ class RunConfig:
     def preset(cls, name: str, **changes) -> RunConfig:
         """``"synthetic"`` (the CPU recipe above) or ``"voc-resnet38"`` (the official
         recipe: ResNet-38, SEAM, 448 crops, T = 128x128, SGD poly, lr groups x1/x2/x10/x20,
-        batch 8, 8 epochs of train_aug = 10,582 // 8 * 8 steps)."""
+        batch 8, 8 epochs of train_aug = 10,582 // 8 * 8 steps). As the official code
+        passes the weight decay where SGD expects the momentum, its runs have momentum
+        5e-4 and no weight decay; the preset reproduces that (set ``momentum=0.9,
+        weight_decay=5e-4`` for the evidently intended optimiser)."""
         if name == "synthetic":
             return cls(**changes)
         if name == "voc-resnet38":
             base = dict(
                 dataset="voc", augment="voc", backbone="resnet38", base="seam", dropout=0.5,
-                view=ViewConfig(size=128), optimizer="sgd", lr=0.01, weight_decay=5e-4,
-                momentum=0.9, schedule="poly", steps=10582 // 8 * 8, batch_size=8,
+                view=ViewConfig(size=128), optimizer="sgd", lr=0.01, weight_decay=0.0,
+                momentum=5e-4, schedule="poly", steps=10582 // 8 * 8, batch_size=8,
                 lr_mult=(1.0, 2.0, 10.0, 20.0), num_workers=None, infer_batch_size=1,
                 checkpoint_every=500, log_every=20,
             )
@@ -134,6 +137,18 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    #: fields that say where and how fast a run goes, not what it computes
+    RUNTIME_FIELDS = ("out_dir", "resume", "threads", "num_workers", "log_every",
+                      "checkpoint_every", "infer_batch_size")
+
+    def identity(self) -> dict:
+        """What makes two runs the same experiment, as plain JSON values: every field but
+        the runtime ones (a run folder may be moved, or resumed with other threads)."""
+        values = json.loads(json.dumps(self.to_dict()))
+        for name in self.RUNTIME_FIELDS:
+            values.pop(name)
+        return values
 
     def replace(self, **changes) -> RunConfig:
         return dataclasses.replace(self, **changes)

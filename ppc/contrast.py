@@ -213,7 +213,8 @@ def hard_pixel_sampling(
     hard_upper: float = 0.6,
     generator: torch.Generator | None = None,
     random_keys: Tensor | None = None,
-) -> Tensor:
+    return_draws: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """Per-pixel weights ``[M]`` that turn per-pixel losses into the sampled intra loss.
 
     For each class with ``L >= 2`` counted pixels (official code): ``floor(L*random_fraction)``
@@ -227,7 +228,8 @@ def hard_pixel_sampling(
     ``similarity`` ``[M]`` similarity of each pixel to its own prototype; ``targets`` ``[M]``
     its class; ``keep`` ``[M]`` bool, pixels that take part. The random draw is one
     ``torch.rand(M, generator=generator)`` (or ``random_keys`` ``[M]``): a class's random
-    pixels are those with the smallest keys.
+    pixels are those with the smallest keys. ``return_draws=True`` also returns how many
+    times each pixel is drawn (``[M]``: 0, 1 or 2).
     """
     for name, value in (
         ("random_fraction", random_fraction), ("hard_fraction", hard_fraction),
@@ -259,7 +261,8 @@ def hard_pixel_sampling(
     draws = (random_rank < n_random[groups]).to(similarity.dtype) + (
         (hard_rank >= lower[groups]) & (hard_rank < upper[groups])
     ).to(similarity.dtype)
-    return draws * class_weight[groups].to(similarity.dtype)
+    weights = draws * class_weight[groups].to(similarity.dtype)
+    return (weights, draws) if return_draws else weights
 
 
 def intra_view_loss(
@@ -344,3 +347,21 @@ def intra_from_logits(
         hard_upper=sampling_hard_upper, generator=generator,
     )
     return (weights * nll).sum()
+
+
+def similarity_maps(embeddings: Tensor, prototypes: Tensor) -> Tensor:
+    """Cosine similarity ``v_i . p_c`` of every pixel to every prototype:
+    ``embeddings`` ``[N, D, H, W]``, ``prototypes`` ``[P, D]`` -> ``[N, P, H, W]``."""
+    n, _, h, w = embeddings.shape
+    logits = prototype_logits(embeddings, prototypes, tau=1.0)
+    return logits.view(n, h, w, -1).permute(0, 3, 1, 2)
+
+
+def nce_map(embeddings: Tensor, labels: Tensor, prototypes: Tensor, tau: float = 0.1,
+            valid: Tensor | None = None) -> Tensor:
+    """``F(v_i; y_i; P)`` of every pixel, ``[N, H, W]`` (for figures; no ignore label)."""
+    n, _, h, w = embeddings.shape
+    logits = prototype_logits(embeddings, prototypes, tau, valid)
+    targets = labels.reshape(-1, 1).long()
+    nll = torch.logsumexp(logits, dim=1) - logits.gather(1, targets)[:, 0]
+    return nll.view(n, h, w)

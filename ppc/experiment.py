@@ -55,7 +55,7 @@ def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dic
     summary_path = out / "summary.json"
     if summary_path.exists() and not force:
         summary = json.loads(summary_path.read_text())
-        if summary.get("config") == json.loads(json.dumps(config.to_dict())):
+        if RunConfig(**summary.get("config", {})).identity() == config.identity():
             return summary
     started = time.perf_counter()
     train(config, progress=progress)

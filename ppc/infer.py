@@ -84,3 +84,19 @@ def infer(model, dataset, out_dir: str | Path, *, scales=(0.5, 1.0, 1.5, 2.0), f
             pred = cams_to_prediction(maps, keys, png_threshold)
             write_label_png(out / "masks" / f"{ident}.png", np.asarray(pred, dtype=np.uint8))
     return out
+
+
+@torch.no_grad()
+def sample_cams(model, samples: list[dict], scales=(0.5, 1.0, 1.5, 2.0), flip: bool = True,
+                device="cpu") -> list[Tensor]:
+    """Seeds of a few samples (evaluation transform) for figures: ``[C, H, W]`` per sample,
+    the classes of its labels normalised to [0, 1] as in :func:`infer`, others 0."""
+    model.eval()
+    result = []
+    for sample in samples:
+        cams = multiscale_cams(model, sample["image"][None].to(device), scales, flip)[0].cpu()
+        maps, keys = normalise_present(cams, sample["label"])
+        full = torch.zeros_like(cams)
+        full[torch.as_tensor(keys, dtype=torch.long)] = torch.from_numpy(maps)
+        result.append(full)
+    return result

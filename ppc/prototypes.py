@@ -234,3 +234,16 @@ def estimate_prototypes(
     ).clamp_min(torch.finfo(weights.dtype).tiny)
     vectors = F.normalize(mean, dim=-1)
     return Prototypes(vectors, selected.any(dim=1), top_values, top_indices)
+
+
+def selection_maps(prototypes: Prototypes, shape: tuple[int, int, int]) -> Tensor:
+    """Where each prototype's top-K pixels are: ``[P, N, H, W]`` float, the pixel's weight
+    (its confidence) where selected, else 0. ``shape`` is ``(N, H, W)`` of the batch."""
+    n, h, w = shape
+    num = prototypes.top_indices.shape[0]
+    maps = torch.zeros(num, n * h * w, device=prototypes.top_indices.device)
+    selected = torch.isfinite(prototypes.top_values)
+    weights = torch.where(selected, prototypes.top_values, torch.zeros_like(prototypes.top_values))
+    index = prototypes.top_indices.clamp_min(0)
+    maps.scatter_add_(1, index, weights.float())
+    return maps.view(num, n, h, w)

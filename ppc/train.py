@@ -258,7 +258,7 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
     ckpt_path = out / "checkpoint.pt"
     if config.resume and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ckpt["config"] != config.to_dict():
+        if RunConfig(**ckpt["config"]).identity() != config.identity():
             raise ValueError(f"{ckpt_path} belongs to a run with another config; use a new "
                              "out_dir or resume=False")
         model.load_state_dict(ckpt["model"])

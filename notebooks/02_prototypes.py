@@ -1,0 +1,129 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,-all
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Pseudo labels and prototypes
+#
+# PPC describes every class by one **prototype**: a unit vector in the embedding space of
+# the projection head $f_\text{proj}$. This chapter computes, on one batch of the
+# reference run, the three steps that lead to it:
+#
+# 1. **normalised CAMs**: ReLU, then each class map of each image min-max scaled to [0, 1]
+#    (`ppc.normalize_cams`);
+# 2. **pseudo labels**: per pixel, the argmax over a constant background score and the CAMs
+#    of the classes in the image's labels (`ppc.pseudo_labels`);
+# 3. **prototypes**: per class, the $K$ pixels of the *whole batch* with the highest
+#    confidence for that class; their embeddings averaged with the confidences as weights,
+#    then L2-normalised (`ppc.estimate_prototypes`). For the background the confidence is
+#    $1 - \max_c \text{CAM}_c$ over the image's classes.
+#
+# ```{admonition} Data and hardware
+# Synthetic benchmark, small backbone, 2-core CPU. Not VOC numbers.
+# ```
+
+# %% tags=["parameters"]
+run_dir = "../results/reference"
+batch_size = 8
+top_k = 32
+device = "cpu"
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+from torch.utils.data import default_collate
+
+import ppc
+from ppc.config import RunConfig
+from ppc.contrast import similarity_maps
+from ppc.data import SyntheticSegmentation, eval_transform
+from ppc.experiment import run
+from ppc.plotting import mask_to_rgb, show_maps, to_rgb
+from ppc.prototypes import selection_maps
+from ppc.train import load_trained
+
+torch.set_num_threads(2)
+config = RunConfig.preset("synthetic", out_dir=run_dir)
+run(config, progress=False)  # reuses the stored run
+_, model = load_trained(run_dir, device)
+names = ["background", *config.synthetic.names]
+
+# %% [markdown]
+# One batch of the benchmark and the network's outputs: CAM logits and projections on the
+# 16x16 feature grid of the 64 px images.
+
+# %%
+data = SyntheticSegmentation(config.synthetic, "train", seed=0,
+                             transform=eval_transform("synthetic"))
+batch = default_collate([data[i] for i in range(batch_size)])
+with torch.no_grad():
+    out = model(batch["image"].to(device))
+print({k: tuple(v.shape) for k, v in out.items()})
+
+# %% [markdown]
+# ## Normalised CAMs and pseudo labels
+
+# %%
+norm = ppc.normalize_cams(out["logits"])
+labels = ppc.pseudo_labels(norm, batch["label"], bg_threshold=config.ppc.bg_threshold)
+fig, axes = plt.subplots(3, batch_size, figsize=(1.6 * batch_size, 5))
+for j in range(batch_size):
+    first = int(torch.nonzero(batch["label"][j])[0])
+    axes[0, j].imshow(to_rgb(batch["image"][j]))
+    axes[0, j].set_title(names[first + 1], fontsize=8)
+    axes[1, j].imshow(norm[j, first], cmap="jet", vmin=0, vmax=1)
+    axes[2, j].imshow(mask_to_rgb(labels[j]), interpolation="nearest")
+for ax in axes.flat:
+    ax.axis("off")
+for row, text in enumerate(["image", "normalised CAM", "pseudo label"]):
+    axes[row, 0].text(-0.1, 0.5, text, transform=axes[row, 0].transAxes, rotation=90,
+                      ha="right", va="center", fontsize=8)
+plt.show()
+
+# %% [markdown]
+# ## Top-K pixels and prototypes
+#
+# The prototypes of the batch, with the official defaults: $K = 32$, the raw projections
+# averaged (the paper's formula averages the normalised ones: `prototype_embeddings =
+# "normalized"`), and every class ranked in every image (`prototype_classes = "all"`).
+
+# %%
+protos = ppc.estimate_prototypes(out["proj"], norm, batch["label"], top_k)
+print("prototypes:", tuple(protos.vectors.shape), "valid:", protos.valid.tolist())
+selected = selection_maps(protos, tuple(labels.shape))  # [P, N, h, w]
+
+# %% [markdown]
+# Where the top-K pixels of each class lie (summed over the batch's images; brighter = a
+# higher CAM weight). The background's come from the pixels least covered by any class.
+
+# %%
+fig = show_maps(selected.sum(dim=1), names, cmap="magma", size=1.5)
+plt.show()
+
+# %% [markdown]
+# How similar every pixel of the first image is to each prototype ($v_i \cdot p_c$):
+# a trained $f_\text{proj}$ makes a class's pixels close to its prototype, beyond the few
+# pixels that defined it.
+
+# %%
+sims = similarity_maps(out["proj"], protos.vectors)[0]
+fig = show_maps(sims, names, cmap="coolwarm", vmin=-1, vmax=1, size=1.5)
+plt.show()
+
+# %% [markdown]
+# The paper's averaging of normalised embeddings and the official code's averaging of
+# raw ones give close but not equal prototypes; the cosine between the two, per class:
+
+# %%
+paper = ppc.estimate_prototypes(out["proj"], norm, batch["label"], top_k,
+                                normalize_embeddings=True)
+cosine = (paper.vectors * protos.vectors).sum(dim=1)
+{name: round(float(c), 4) for name, c in zip(names, cosine)}

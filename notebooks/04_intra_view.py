@@ -1,0 +1,148 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,-all
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Intra-view contrast: semi-hard prototype mining and hard pixel sampling
+#
+# Within one view, PPC applies $F(v_i; y_i; P)$ with two refinements of the official code:
+#
+# * **semi-hard prototype mining**: per pixel, the prototypes are ranked by similarity;
+#   the denominator keeps the positive and the ranks 3..12 of 21 (the ~60% hardest, minus
+#   the very hardest, which are likely wrong labels): `mining_skip_fraction = 3/21`,
+#   `mining_keep_fraction = 10/21`;
+# * **hard pixel sampling**: per class with $L$ pixels, $\lfloor L/2 \rfloor$ pixels at
+#   random plus the pixels at ascending-similarity ranks
+#   $\lfloor 0.6L \rfloor - \lfloor L/2 \rfloor \ldots \lfloor 0.6L \rfloor - 1$ (again
+#   skipping the hardest ~10%); each class's loss is the mean over its draws, and the
+#   classes are averaged.
+#
+# ```{admonition} Data and hardware
+# Synthetic benchmark, small backbone, 2-core CPU. Not VOC numbers.
+# ```
+
+# %% tags=["parameters"]
+run_dir = "../results/reference"
+batch_size = 8
+device = "cpu"
+seed = 0
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+from torch.utils.data import default_collate
+
+import ppc
+from ppc.config import RunConfig
+from ppc.contrast import flatten_labels, prototype_logits
+from ppc.data import SyntheticSegmentation, eval_transform
+from ppc.experiment import run
+from ppc.plotting import mask_to_rgb
+from ppc.train import load_trained
+
+torch.set_num_threads(2)
+config = RunConfig.preset("synthetic", out_dir=run_dir)
+run(config, progress=False)  # reuses the stored run
+_, model = load_trained(run_dir, device)
+data = SyntheticSegmentation(config.synthetic, "train", seed=0,
+                             transform=eval_transform("synthetic"))
+batch = default_collate([data[i] for i in range(batch_size)])
+with torch.no_grad():
+    out = model(batch["image"].to(device))
+state = ppc.PixelToPrototypeContrast(config.ppc).view_state(out["proj"], out["logits"],
+                                                             batch["label"])
+names = ["background", *config.synthetic.names]
+num_protos = len(names)
+skip, keep = ppc.mining_band(num_protos, config.ppc.mining_skip_fraction,
+                             config.ppc.mining_keep_fraction)
+print(f"{num_protos} prototypes: the band keeps ranks {skip}..{skip + keep - 1}")
+
+# %% [markdown]
+# ## Which prototypes enter the denominator
+#
+# For one pixel, its similarity to every prototype, sorted; the band is highlighted. The
+# synthetic benchmark has 7 prototypes, so the same fractions keep ranks 1..4 where VOC's
+# 21 keep 3..12.
+
+# %%
+logits = prototype_logits(out["proj"], state.prototypes.vectors, config.ppc.tau)
+targets, keep_mask = flatten_labels(state.labels, None)
+pixel = int(torch.nonzero(targets > 0)[0])  # a foreground pixel
+sims = (logits[pixel] * config.ppc.tau).tolist()
+order = sorted(range(num_protos), key=lambda c: -sims[c])
+band = ppc.semi_hard_prototypes(logits, targets, skip, keep)
+colours = ["tab:orange" if c in band[pixel].tolist() else
+           ("tab:green" if c == int(targets[pixel]) else "tab:gray") for c in order]
+fig, ax = plt.subplots(figsize=(6, 2.5))
+ax.bar([names[c] for c in order], [sims[c] for c in order], color=colours)
+ax.set_ylabel("cosine to prototype")
+ax.set_title(f"pixel {pixel}: label {names[int(targets[pixel])]} (green), band (orange)")
+plt.xticks(rotation=30)
+plt.show()
+
+# %% [markdown]
+# Over all pixels of the batch: how often each prototype is in a pixel's band, by the
+# pixel's label (rows). The positive's own column counts the pixels whose positive falls
+# in the band and so appears twice in the denominator, as in the official code
+# (`mining_exclude_positive = True` ranks it out).
+
+# %%
+counts = torch.zeros(num_protos, num_protos)
+rows_index = targets[:, None].expand_as(band)
+counts.index_put_((rows_index, band), torch.ones_like(band, dtype=torch.float), accumulate=True)
+fig, ax = plt.subplots(figsize=(5, 4))
+sns.heatmap(pd.DataFrame(counts.numpy(), index=names, columns=names), annot=True, fmt=".0f",
+            cmap="Blues", ax=ax, cbar=False)
+ax.set_xlabel("prototype in the band")
+ax.set_ylabel("pixel's pseudo label")
+plt.show()
+
+# %% [markdown]
+# ## Which pixels are drawn
+#
+# The weights of hard pixel sampling for the batch: 0 (not drawn), one draw (random or
+# hard) or two (both). Beside them, each pixel's similarity to its own prototype: the hard
+# draws are the low-similarity pixels of each class, minus the very lowest.
+
+# %%
+positive = logits.gather(1, targets[:, None])[:, 0]
+weights, draws = ppc.hard_pixel_sampling(positive.detach(), targets, keep_mask, num_protos,
+                                         generator=torch.Generator().manual_seed(seed),
+                                         return_draws=True)
+shape = tuple(state.labels.shape)
+similarity = (positive * config.ppc.tau).view(shape)
+fig, axes = plt.subplots(3, 3, figsize=(6, 6))
+for j in range(3):
+    axes[0, j].imshow(mask_to_rgb(state.labels[j]), interpolation="nearest")
+    axes[1, j].imshow(draws.view(shape)[j], cmap="viridis", vmin=0, vmax=2)
+    axes[2, j].imshow(similarity[j], cmap="coolwarm", vmin=-1, vmax=1)
+for ax in axes.flat:
+    ax.axis("off")
+for row, text in enumerate(["pseudo label", "draws (0/1/2)", "cos to own prototype"]):
+    axes[row, 0].text(-0.1, 0.5, text, transform=axes[row, 0].transAxes, rotation=90,
+                      ha="right", va="center", fontsize=8)
+plt.show()
+
+# %% [markdown]
+# ## The intra-view term with and without each refinement
+
+# %%
+rows = []
+for mining in (False, True):
+    for sampling in (False, True):
+        value = ppc.intra_view_loss(out["proj"], state.labels, state.prototypes.vectors,
+                                    config.ppc.tau, mining=mining, sampling=sampling,
+                                    generator=torch.Generator().manual_seed(seed))
+        rows.append({"prototype mining": mining, "pixel sampling": sampling,
+                     "intra loss": round(float(value), 4)})
+pd.DataFrame(rows)

@@ -71,8 +71,8 @@ print(f"{num_protos} prototypes: the band keeps ranks {skip}..{skip + keep - 1}"
 # ## Which prototypes enter the denominator
 #
 # For one pixel, its similarity to every prototype, sorted; the band is highlighted. The
-# synthetic benchmark has 7 prototypes, so the same fractions keep ranks 1..4 where VOC's
-# 21 keep 3..12.
+# synthetic benchmark has 7 prototypes, so the same fractions keep fewer ranks (printed
+# above) than the ranks 3..12 that VOC's 21 prototypes keep.
 
 # %%
 logits = prototype_logits(out["proj"], state.prototypes.vectors, config.ppc.tau)

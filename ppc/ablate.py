@@ -159,6 +159,24 @@ def table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def plot(frame: pd.DataFrame, title: str = ""):
+    """Mean ± std of each row (seeds as dots) as a seaborn point plot; returns the figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    order = frame.sort_values("order")["row"].drop_duplicates().tolist()
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(order) + 1.2))
+    if len(frame):
+        sns.stripplot(data=frame, y="row", x="miou", order=order, color="0.6", size=4, ax=ax)
+        sns.pointplot(data=frame, y="row", x="miou", order=order, errorbar="sd",
+                      linestyle="none", color="tab:blue", ax=ax)
+    ax.set_xlabel("best-threshold seed mIoU (%), synthetic train split")
+    ax.set_ylabel("")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ppc.ablate", description=__doc__)
     parser.add_argument("families", nargs="*", help=f"families: {', '.join(FAMILIES)}")

@@ -45,11 +45,14 @@ def check_cams_and_labels(
         require_multi_hot("image_labels", image_labels, LABELS_DOC)
 
 
-def normalize_cams(cams: Tensor, eps: float = 1e-5, *, validate: bool = True) -> Tensor:
+def normalize_cams(cams: Tensor, eps: float = 1e-5, *, relu: bool = True,
+                   validate: bool = True) -> Tensor:
     """ReLU, then min-max normalise every map of every image to [0, 1].
 
     ``cams`` ``[N, C, H, W]`` -> ``[N, C, H, W]``. Per image ``n`` and class ``c``:
     ``(relu(x) - min) / (max - min + eps)``; a constant map becomes all zeros.
+    ``relu=False`` skips the ReLU, so negative scores keep their order (used to rank the
+    background, see :class:`ppc.PixelToPrototypeContrast`).
 
     The official code computes ``(relu(x) - min - eps) / (max - min + eps)`` after zeroing
     values below ``min + eps``, which leaves those pixels at a tiny *negative* value; we
@@ -60,7 +63,7 @@ def normalize_cams(cams: Tensor, eps: float = 1e-5, *, validate: bool = True) ->
     require_floating("cams", cams, CAMS_DOC)
     if validate:
         require_finite("cams", cams)
-    x = cams.relu()
+    x = cams.relu() if relu else cams
     flat = x.flatten(2)
     low = flat.amin(dim=-1)[..., None, None]
     high = flat.amax(dim=-1)[..., None, None]

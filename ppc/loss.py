@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import require_finite, require_floating, require_match, require_tensor
-from .cams import check_cams_and_labels, normalize_cams, pseudo_labels
+from .cams import background_confidence, check_cams_and_labels, normalize_cams, pseudo_labels
 from .contrast import (
     _EXCLUDED_LOGIT,
     prototype_logits,
@@ -119,6 +119,10 @@ class PixelToPrototypeContrast(nn.Module):
     ``image_labels`` ``[N, C]`` multi-hot. Optional ``pixel_mask`` ``[N, H, W]`` bool marks
     the pixels where the correspondence holds (e.g. inside a rotated frame).
 
+    The background prototype ranks pixels by ``1 - max`` of the present classes' CAMs
+    min-max normalised *without* ReLU (the official code ranks a constant, and with the
+    ReLU every pixel whose present-class scores are all <= 0 would tie at 1).
+
     Returns a dict of scalars: ``cross_prototype``, ``cross_cam``, ``intra`` (each averaged
     over both views; 0 when switched off) and ``total = alpha * (cross_prototype +
     cross_cam) + beta * intra``. CAMs and prototypes carry no gradient; the loss flows into
@@ -139,15 +143,20 @@ class PixelToPrototypeContrast(nn.Module):
         """Normalised CAMs, pseudo labels and prototypes of one view (no gradient)."""
         cfg = self.config
         with torch.no_grad():
-            norm = normalize_cams(cams.detach().float(), validate=False)
+            raw = cams.detach().float()
+            norm = normalize_cams(raw, validate=False)
             labels = pseudo_labels(norm, image_labels, cfg.bg_threshold, validate=False)
+            # background ranked without the ReLU: no ties among all-negative pixels
+            background = background_confidence(normalize_cams(raw, relu=False, validate=False),
+                                               image_labels, validate=False)
             if pixel_mask is not None:
                 labels = labels.masked_fill(~pixel_mask, 255)
             protos = estimate_prototypes(
                 proj, norm, image_labels, cfg.top_k,
                 normalize_embeddings=cfg.prototype_embeddings == "normalized",
                 rank_absent=cfg.prototype_classes == "all",
-                pixel_mask=pixel_mask, process_group=self.process_group, validate=False,
+                pixel_mask=pixel_mask, background=background,
+                process_group=self.process_group, validate=False,
             )
         return ViewState(norm, labels, protos)
 

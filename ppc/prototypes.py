@@ -22,6 +22,7 @@ from ._checks import (
     require_finite,
     require_floating,
     require_match,
+    require_range,
     require_tensor,
 )
 from .cams import background_confidence, check_cams_and_labels
@@ -54,6 +55,7 @@ def class_confidence(
     *,
     rank_absent: bool = True,
     pixel_mask: Tensor | None = None,
+    background: Tensor | None = None,
     validate: bool = True,
 ) -> Tensor:
     """Confidence of every pixel for every class, used to rank pixels for the prototypes.
@@ -63,15 +65,16 @@ def class_confidence(
     ``c + 1`` the CAM of class ``c``. With ``rank_absent=False`` a class's CAM is ranked only
     in the images whose labels contain it (elsewhere ``-inf``); the official code ranks it in
     every image (``rank_absent=True``). Pixels outside ``pixel_mask`` ``[N, H, W]`` are
-    ``-inf`` for every class.
+    ``-inf`` for every class. ``background`` ``[N, H, W]`` in [0, 1] replaces channel 0.
     """
     check_cams_and_labels(cams, image_labels, validate, normalised=True)
     foreground = cams
     if not rank_absent:
         present = image_labels.to(torch.bool)[:, :, None, None]
         foreground = foreground.masked_fill(~present, float("-inf"))
-    background = background_confidence(cams, image_labels, validate=False)[:, None]
-    confidence = torch.cat([background, foreground], dim=1)
+    if background is None:
+        background = background_confidence(cams, image_labels, validate=False)
+    confidence = torch.cat([background[:, None].to(foreground.dtype), foreground], dim=1)
     if pixel_mask is not None:
         confidence = confidence.masked_fill(~pixel_mask[:, None], float("-inf"))
     return confidence
@@ -150,6 +153,7 @@ def estimate_prototypes(
     normalize_embeddings: bool = False,
     rank_absent: bool = True,
     pixel_mask: Tensor | None = None,
+    background: Tensor | None = None,
     process_group=None,
     validate: bool = True,
 ) -> Prototypes:
@@ -168,11 +172,16 @@ def estimate_prototypes(
             softmax; False ranks a class only in images whose labels contain it, and marks
             classes absent from the whole batch invalid.
         pixel_mask: optional ``[N, H, W]`` bool; pixels outside it are never selected.
+        background: optional ``[N, H, W]`` background confidence in [0, 1] (default:
+            :func:`ppc.cams.background_confidence` of ``cams``).
         process_group: group for the global top-K when ``torch.distributed`` is initialised.
         validate: check values (NaN, ranges); costs one host-device synchronisation.
 
     The background confidence is ``1 - max`` of the present classes' CAMs
     (:func:`ppc.cams.background_confidence`); the official code ranks a constant there.
+    With ReLU'd CAMs every pixel where all present classes score <= 0 gets confidence 1,
+    so :class:`ppc.PixelToPrototypeContrast` passes the confidence of CAMs normalised
+    *without* the ReLU, which keeps those pixels ordered by how negative their scores are.
     Weights are the selected confidences; if they sum to 0 (a class whose CAM is 0
     everywhere), the plain mean of the selected embeddings is used.
 
@@ -197,12 +206,19 @@ def estimate_prototypes(
             )
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+    if background is not None:
+        require_tensor("background", background, PIXEL_MASK_DOC, 3)
+        if tuple(background.shape) != (n, h, w):
+            raise ValueError(f"background must have shape {PIXEL_MASK_DOC} = {(n, h, w)}, "
+                             f"got {tuple(background.shape)}")
     if validate:
         require_finite("embeddings", embeddings)
+        if background is not None:
+            require_range("background", background, 0.0, 1.0)
 
     confidence = class_confidence(
         cams.detach().float(), image_labels, rank_absent=rank_absent,
-        pixel_mask=pixel_mask, validate=False,
+        pixel_mask=pixel_mask, background=background, validate=False,
     )
     num_protos = confidence.shape[1]
     confidence = confidence.transpose(0, 1).reshape(num_protos, -1)  # [P, M]

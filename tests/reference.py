@@ -15,12 +15,14 @@ import torch
 EXCLUDED = float("-inf")
 
 
-def normalize_cams(cams, eps=1e-5):
+def normalize_cams(cams, eps=1e-5, relu=True):
     out = torch.zeros_like(cams, dtype=torch.float64)
     n_img, n_cls = cams.shape[:2]
     for n in range(n_img):
         for c in range(n_cls):
-            x = cams[n, c].double().clamp(min=0)
+            x = cams[n, c].double()
+            if relu:
+                x = x.clamp(min=0)
             lo, hi = x.min().item(), x.max().item()
             out[n, c] = ((x - lo) / (hi - lo + eps)).clamp(0, 1)
     return out
@@ -52,11 +54,11 @@ def background_confidence(cams, image_labels):
 
 
 def prototypes(emb, cams, image_labels, top_k, normalize_embeddings=False, rank_absent=True,
-               pixel_mask=None):
+               pixel_mask=None, background=None):
     """Returns (vectors [P, D] float64, valid [P] bool)."""
     n_img, d, h, w = emb.shape
     n_cls = cams.shape[1]
-    bg = background_confidence(cams, image_labels)
+    bg = background_confidence(cams, image_labels) if background is None else background
     vectors = torch.zeros(n_cls + 1, d, dtype=torch.float64)
     valid = torch.zeros(n_cls + 1, dtype=torch.bool)
     for p in range(n_cls + 1):
@@ -169,9 +171,11 @@ def ppc_loss(proj_s, cams_s, proj_t, cams_t, image_labels, cfg, keys_s=None, key
         labels = pseudo_labels(norm, image_labels, cfg.bg_threshold)
         if pixel_mask is not None:
             labels = labels.masked_fill(~pixel_mask, 255)
+        background = background_confidence(normalize_cams(cams.detach(), relu=False),
+                                           image_labels)
         vec, valid = prototypes(proj.detach(), norm, image_labels, cfg.top_k,
                                 cfg.prototype_embeddings == "normalized",
-                                cfg.prototype_classes == "all", pixel_mask)
+                                cfg.prototype_classes == "all", pixel_mask, background)
         views.append((proj, labels, vec, valid))
     (ps, ys, vs, oks), (pt, yt, vt, okt) = views
     tau = cfg.tau

@@ -7,11 +7,12 @@ from reference import background_confidence, normalize_cams, pseudo_labels
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_normalize_cams_matches_loop(seed):
+@pytest.mark.parametrize("relu", [True, False])
+def test_normalize_cams_matches_loop(seed, relu):
     _, cams, _ = random_batch(seed)
-    got = ppc.normalize_cams(cams)
+    got = ppc.normalize_cams(cams, relu=relu)
     assert got.shape == cams.shape
-    torch.testing.assert_close(got.double(), normalize_cams(cams), atol=1e-6, rtol=0)
+    torch.testing.assert_close(got.double(), normalize_cams(cams, relu=relu), atol=1e-6, rtol=0)
     assert got.min() >= 0 and got.max() <= 1
 
 

@@ -112,3 +112,31 @@ def test_bad_inputs():
         ppc.estimate_prototypes(bad, norm, labels)
     with pytest.raises(ValueError, match=r"pixel_mask must be a bool tensor of shape \[N, H, W\]"):
         ppc.estimate_prototypes(proj, norm, labels, pixel_mask=torch.ones(3, 6, 5))
+
+
+def test_explicit_background_confidence_ranks_the_background():
+    proj, cams, labels = random_batch(8, n=2, c=3, h=4, w=4)
+    norm = ppc.normalize_cams(cams)
+    background = torch.rand(2, 4, 4, generator=torch.Generator().manual_seed(1))
+    got = ppc.estimate_prototypes(proj, norm, labels, 5, background=background)
+    want, _ = ref_prototypes(proj, norm, labels, 5, background=background.double())
+    torch.testing.assert_close(got.vectors.double(), want, atol=2e-5, rtol=1e-5)
+    assert got.top_indices[0].tolist() == background.flatten().argsort(descending=True)[
+        :5].tolist()
+    with pytest.raises(ValueError, match=r"background must have shape \[N, H, W\]"):
+        ppc.estimate_prototypes(proj, norm, labels, 5, background=background[0])
+    with pytest.raises(ValueError, match=r"background must lie in \[0.0, 1.0\]"):
+        ppc.estimate_prototypes(proj, norm, labels, 5, background=background + 1)
+
+
+def test_module_ranks_saturated_background_pixels_by_their_raw_scores():
+    """Where every present class scores <= 0 the ReLU'd confidence ties at 1; the module
+    ranks those pixels by how negative the scores are instead of by position."""
+    cams = -torch.arange(32.0).view(2, 1, 4, 4)  # one class, all scores <= 0
+    cams[:, :, 0, 0] = 5.0
+    labels = torch.ones(2, 1)
+    proj = torch.randn(2, 3, 4, 4)
+    state = ppc.PixelToPrototypeContrast(ppc.PPCConfig(top_k=3)).view_state(proj, cams, labels)
+    assert ppc.background_confidence(ppc.normalize_cams(cams), labels)[0, 3, 3] == 1
+    # per image: each image's most negative pixel first, then by normalised score
+    assert state.prototypes.top_indices[0].tolist() == [15, 31, 30]

@@ -50,7 +50,9 @@ From the repository root::
 
 CPU numbers depend on the machine's load: other processes on the same cores slow both
 variants and add noise to the overhead (interleaving keeps the comparison fair, not the
-absolute numbers). A default CPU run takes about a minute on an idle 2-core machine.
+absolute numbers), and a busy machine oversubscribed with torch threads can make a step
+several times slower (try ``--threads 1`` there). A default CPU run takes 1-2 minutes on
+an idle 2-core machine, over 5 minutes with a 2-thread torch job on the same cores.
 """
 
 from __future__ import annotations
@@ -223,8 +225,11 @@ def run_cpu(args: argparse.Namespace, log) -> tuple[list[dict], list[str]]:
            for name in VARIANTS}
     log("cpu: peak-memory subprocesses done")
     rows = []
-    notes = [f"cpu peak MiB: ru_maxrss of a subprocess per variant (whole process; this "
-             f"process's peak when they started: {parent_mib:.0f} MiB)"]
+    before = ", ".join(f"{base} {name} {peak['before_mib']:.0f}"
+                       for (base, name), peak in rss.items())
+    notes = ["cpu peak MiB: ru_maxrss of one subprocess per variant (the whole process)",
+             f"  before the first step: {before} MiB",
+             f"  (a floor: this process's peak when they started, {parent_mib:.0f} MiB)"]
     for base in args.bases:
         config = cpu_config(base)
         num_classes, size = config.synthetic.num_classes, config.synthetic.image_size
@@ -235,11 +240,8 @@ def run_cpu(args: argparse.Namespace, log) -> tuple[list[dict], list[str]]:
         log(f"cpu {base}: timing done")
         case = f"cpu {config.backbone} {size}px"
         for name in VARIANTS:
-            peak = rss[base, name]
             rows.append({"case": case, "base": base, "variant": name, "seconds": medians[name],
-                         "batch": config.batch_size, "peak_mib": peak["peak_mib"]})
-            notes.append(f"{case} {base} {name}: ru_maxrss before the first step "
-                         f"{peak['before_mib']:.0f} MiB, after the steps {peak['peak_mib']:.0f}")
+                         "batch": config.batch_size, "peak_mib": rss[base, name]["peak_mib"]})
     return rows, notes
 
 
@@ -346,7 +348,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="timed steps per variant (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=3,
                         help="untimed steps per variant first (default: %(default)s)")
-    parser.add_argument("--block", type=int, default=2,
+    parser.add_argument("--block", type=int, default=1,
                         help="steps per variant per interleaved round (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="torch intra-op CPU threads (default: %(default)s)")

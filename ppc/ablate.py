@@ -150,7 +150,7 @@ def collect(family: str, *, results: Path = RESULTS, rows: list[Row] | None = No
 def table(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std over seeds per row, in the family's order, beside the paper's number."""
     out = []
-    for (order, row), group in frame.groupby(["order", "row"], sort=True):
+    for (_, row), group in frame.groupby(["order", "row"], sort=True):
         values = group["miou"].tolist()
         std = statistics.stdev(values) if len(values) > 1 else float("nan")
         out.append({"row": row, "ours: mIoU (synthetic train)": f"{statistics.mean(values):.1f}"

@@ -44,25 +44,36 @@ def _masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
     return (x * m).sum() / m.sum().clamp_min(1)
 
 
+def _resize(maps: Tensor, size) -> Tensor:
+    if tuple(maps.shape[2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False)
+
+
 def seam_losses(logits_s: Tensor, rv_s: Tensor, logits_t: Tensor, rv_t: Tensor,
-                image_labels: Tensor, align, pixel_mask: Tensor | None = None,
-                ecr_fraction: float = 0.2) -> dict[str, Tensor]:
-    """SEAM's ER, ECR and min-pooling terms for the two views.
+                image_labels: Tensor, align, *, size_s, size_t,
+                pixel_mask: Tensor | None = None, ecr_fraction: float = 0.2
+                ) -> dict[str, Tensor]:
+    """SEAM's ER, ECR and min-pooling terms for the two views, at the images' resolution
+    as the official code.
 
     ``logits_*`` ``[N, C, h, w]`` raw CAMs and ``rv_*`` ``[N, C+1, h, w]`` PCM CAMs of the
-    source and the target; ``align`` maps source maps onto the target grid (A); the
-    comparison happens there. ``pixel_mask`` ``[N, h_t, w_t]`` marks valid target pixels.
+    source and the target; ``size_s``/``size_t`` the two images' (H, W). ``align`` maps
+    source maps onto the target image's grid (A with output ``size_t``); ER and ECR compare
+    there, the target's maps upsampled to it. Min-pooling sees each view's PCM CAM at its
+    image size. ``pixel_mask`` ``[N, *size_t]`` marks valid target pixels.
     """
-    labels = image_labels.to(logits_s.dtype)[:, :, None, None]
+    labels = image_labels.to(torch.float32)[:, :, None, None]
     labels_bg = F.pad(labels, (0, 0, 0, 0, 1, 0), value=1.0)  # background always present
     n = logits_s.shape[0]
-    rvmin = 0.5 * (adaptive_min_pooling_loss(rv_s[:, 1:] * labels)
-                   + adaptive_min_pooling_loss(rv_t[:, 1:] * labels))
+    rv_s, rv_t = rv_s.float(), rv_t.float()
+    rvmin = 0.5 * (adaptive_min_pooling_loss(_resize(rv_s, size_s)[:, 1:] * labels)
+                   + adaptive_min_pooling_loss(_resize(rv_t, size_t)[:, 1:] * labels))
     cam_s = align(normalize_cams(logits_s.float(), validate=False)) * labels
-    cam_t = normalize_cams(logits_t.float(), validate=False) * labels
+    cam_t = _resize(normalize_cams(logits_t.float(), validate=False), size_t) * labels
     er = _masked_mean((cam_s - cam_t).abs(), pixel_mask)
     norm_rv_s = align(_normalize_all(rv_s)) * labels_bg
-    norm_rv_t = _normalize_all(rv_t) * labels_bg
+    norm_rv_t = _resize(_normalize_all(rv_t), size_t) * labels_bg
     full_s, full_t = _with_background(cam_s), _with_background(cam_t)
     ecr = 0.0
     for target, refined in ((max_onehot(full_t.detach()), norm_rv_s),

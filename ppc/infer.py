@@ -3,9 +3,9 @@
 For every image: the network runs at each scale (0.5, 1.0, 1.5, 2.0 by default) on the
 image and its mirror; the ReLU'd CAMs (the PCM-refined ones for SEAM, as the official
 code) are resized to the image, un-flipped and summed; the classes of the image's labels
-are kept and each map is divided by its maximum. Outputs per image: ``cams/<id>.npz``
-(see :func:`ppc.evaluate.save_cam_npz`) and ``masks/<id>.png``, the pseudo mask at a
-background threshold in the VOC palette.
+are kept and each map is min-max normalised to [0, 1], as the official code. Outputs per
+image: ``cams/<id>.npz`` (see :func:`ppc.evaluate.save_cam_npz`) and ``masks/<id>.png``,
+the pseudo mask at a background threshold in the VOC palette.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from .cams import normalize_cams
 from .data.voc import write_label_png
 from .evaluate import cams_to_prediction, save_cam_npz
 
@@ -56,12 +57,12 @@ def multiscale_cams(model, images: Tensor, scales=(0.5, 1.0, 1.5, 2.0),
 
 
 def normalise_present(cams: Tensor, label: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Keep the classes of ``label`` ``[C]`` from ``cams`` ``[C, H, W]`` and divide each by
-    its maximum (official: ``cam / (max + 1e-5)``) -> (maps ``[K, H, W]``, keys ``[K]``)."""
+    """Keep the classes of ``label`` ``[C]`` from the summed ``cams`` ``[C, H, W]`` and
+    min-max normalise each to [0, 1], as the official SEAM/PPC inference (ReLU, then
+    ``(x - min) / (max - min + 1e-5)``) -> (maps ``[K, H, W]``, keys ``[K]``)."""
     keys = torch.nonzero(label > 0.5).flatten()
-    maps = cams[keys]
-    maps = maps / (maps.flatten(1).amax(dim=1)[:, None, None] + 1e-5)
-    return maps.clamp(0, 1).cpu().numpy(), keys.cpu().numpy()
+    maps = normalize_cams(cams[keys][None].float(), validate=False)[0]
+    return maps.cpu().numpy(), keys.cpu().numpy()
 
 
 def infer(model, dataset, out_dir: str | Path, *, scales=(0.5, 1.0, 1.5, 2.0), flip=True,

@@ -162,8 +162,12 @@ def training_losses(model: nn.Module, batch: dict, ctx: StepContext, step: int) 
                 return views.apply(cfg.view, maps, size_t)
 
             if cfg.base == "seam":
-                terms.update(seam_losses(out_s["logits"], out_s["cam_rv"], out_t["logits"],
-                                         out_t["cam_rv"], labels, align, mask))
+                size_img = tuple(target.shape[2:])
+                terms.update(seam_losses(
+                    out_s["logits"], out_s["cam_rv"], out_t["logits"], out_t["cam_rv"], labels,
+                    lambda maps: views.apply(cfg.view, maps, size_img),
+                    size_s=tuple(images.shape[2:]), size_t=size_img,
+                    pixel_mask=views.valid_mask(cfg.view, images.shape[0], size_img, device)))
             if cfg.use_ppc and step >= cfg.ppc_start_step:
                 key = "cam_rv" if cfg.base == "seam" else "logits"
                 cams_s = out_s[key][:, 1:] if key == "cam_rv" else out_s[key]
@@ -190,6 +194,15 @@ def _rng_state(generator: torch.Generator) -> dict:
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
+
+
+def _truncate_metrics(path: Path, step: int, rank: int) -> None:
+    """Drop rows logged after the checkpoint a run resumes from (they will be redone)."""
+    if rank != 0 or not path.exists():
+        return
+    lines = [line for line in path.read_text().splitlines()
+             if line and json.loads(line)["step"] <= step]
+    path.write_text("".join(f"{line}\n" for line in lines))
 
 
 def _set_rng_state(state: dict, generator: torch.Generator) -> None:
@@ -231,6 +244,9 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
 
     dataset = build_dataset(config, config.train_split, train=True)
     seeded = SeededDataset(dataset, config.seed)
+    if config.batch_size % world:
+        raise ValueError(f"batch_size {config.batch_size} is not divisible by the "
+                         f"{world} processes; use a multiple of {world}")
     per_process = config.batch_size // world
     sampler = EpochSampler(len(dataset), per_process, config.seed, rank, world)
     workers = default_num_workers() if config.num_workers is None else config.num_workers
@@ -242,13 +258,17 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
     steps_per_epoch = sampler.per_rank // per_process
 
     model = build_model(config, len(dataset.class_names)).to(device)
+    torch.manual_seed(config.seed * 1000 + rank)  # same init on every rank, own dropout
     if device.type == "cuda" and config.channels_last != "off":
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler = make_optimizer(config, model)
     net = model
     if world > 1:
+        # the projection head gets no gradient without PPC (or before ppc_start_step)
+        unused = not config.use_ppc or config.ppc_start_step > 0 or config.base == "full"
         net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=unused)
     ppc = PixelToPrototypeContrast(config.ppc.replace(validate=device.type != "cuda"))
     generator = torch.Generator(device=device).manual_seed(config.seed * 7919 + rank)
     amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
@@ -257,7 +277,8 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
     step = 0
     ckpt_path = out / "checkpoint.pt"
     if config.resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        # on the CPU: the RNG states must stay CPU tensors (load_state_dict moves the rest)
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if RunConfig(**ckpt["config"]).identity() != config.identity():
             raise ValueError(f"{ckpt_path} belongs to a run with another config; use a new "
                              "out_dir or resume=False")
@@ -265,16 +286,21 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         step = ckpt["step"]
-        _set_rng_state(ckpt["rng"], generator)
+        _set_rng_state(ckpt["rng"][rank], generator)
+        _truncate_metrics(out / "metrics.jsonl", step, rank)
     elif rank == 0:
         config.save(out / "config.json")
         (out / "metrics.jsonl").write_text("")
 
     def checkpoint():
+        states = [_rng_state(generator)]
+        if world > 1:  # every rank's RNG, so a resumed DDP run continues each stream
+            states = [None] * world
+            dist.all_gather_object(states, _rng_state(generator))
         if rank == 0:
             _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                           "scheduler": scheduler.state_dict(), "step": step,
-                          "rng": _rng_state(generator), "config": config.to_dict()}, ckpt_path)
+                          "rng": states, "config": config.to_dict()}, ckpt_path)
 
     end = config.steps if stop_after is None else min(config.steps, stop_after)
     bar = tqdm(total=config.steps, initial=step, disable=not progress or rank != 0,
@@ -288,6 +314,7 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
         seeded.set_epoch(epoch)
         for batch in loader:
             terms = training_losses(net, batch, ctx, step)
+            lr = scheduler.get_last_lr()[0]  # the rate this step uses
             optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
             optimizer.step()
@@ -295,7 +322,7 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
             step += 1
             bar.update(1)
             if metrics_file and (step % config.log_every == 0 or step == config.steps):
-                row = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0],
+                row = {"step": step, "epoch": epoch, "lr": lr,
                        "time": round(time.perf_counter() - started, 3)}
                 row.update({k: float(v.detach()) if isinstance(v, Tensor) else float(v)
                             for k, v in terms.items()})

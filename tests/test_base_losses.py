@@ -38,10 +38,15 @@ def test_seam_losses_vanish_on_identical_views_and_give_gradients():
     logits = torch.randn(2, 3, 6, 6, requires_grad=True)
     rv = torch.rand(2, 4, 6, 6, requires_grad=True)
     labels = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
-    same = seam_losses(logits, rv, logits, rv, labels, align=lambda m: m)
+    same = seam_losses(logits, rv, logits, rv, labels, align=lambda m: m, size_s=(6, 6),
+                       size_t=(6, 6))
     assert same["er"].item() == 0
+    up = seam_losses(logits, rv, logits, rv, labels, size_s=(24, 24), size_t=(12, 12),
+                     align=lambda m: torch.nn.functional.interpolate(
+                         m, size=(12, 12), mode="bilinear", align_corners=False))
+    assert up["er"].item() == 0 and up["rvmin"] >= 0  # compared at the images' resolution
     other = seam_losses(logits, rv, torch.randn(2, 3, 6, 6), torch.rand(2, 4, 6, 6), labels,
-                        align=lambda m: m)
+                        align=lambda m: m, size_s=(6, 6), size_t=(6, 6))
     assert other["er"] > 0 and other["ecr"] > 0 and other["rvmin"] >= 0
     (other["er"] + other["ecr"]).backward()
     assert logits.grad.abs().sum() > 0 and rv.grad.abs().sum() > 0

@@ -158,3 +158,23 @@ def test_torchrun_two_processes(tmp_path):
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "model.pt").exists() and len(_metrics(out)) == 1
+
+
+def test_resume_drops_rows_logged_after_the_checkpoint(tmp_path):
+    config = tiny(tmp_path, steps=4)
+    train(config, stop_after=2, progress=False)
+    with (Path(config.out_dir) / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"step": 3, "total": 123.0}) + "\n")  # logged, then killed
+    train(config, progress=False)
+    assert [r["step"] for r in _metrics(config.out_dir)] == [1, 2, 3, 4]
+    assert all(r["total"] != 123.0 for r in _metrics(config.out_dir))
+
+
+def test_seeds_are_min_max_normalised_present_classes():
+    from ppc.infer import normalise_present
+
+    cams = torch.rand(4, 5, 6) + torch.arange(4.0)[:, None, None]
+    maps, keys = normalise_present(cams, torch.tensor([0.0, 1.0, 0.0, 1.0]))
+    assert keys.tolist() == [1, 3] and maps.shape == (2, 5, 6)
+    for m in maps:
+        assert m.min() == 0 and 0.999 < m.max() <= 1

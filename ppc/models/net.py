@@ -29,7 +29,7 @@ class WSSSNet(nn.Module):
         num_classes: C foreground classes.
         base: "cam" (CAM + classification), "seam" (adds the PCM), "full" (C+1 classes).
         proj_dim: embedding size D of ``f_proj`` (128 in the paper).
-        dropout: Dropout2d before ``f_CAM`` (0.5 in the official ResNet-38 SEAM net).
+        dropout: Dropout2d before both heads (0.5 in the official ResNet-38 SEAM net).
     """
 
     def __init__(self, backbone: nn.Module, num_classes: int, base: str = "cam",
@@ -59,8 +59,8 @@ class WSSSNet(nn.Module):
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         feats = self.backbone(images)
-        x = feats["feat"]
-        logits = self.cam_head(self.dropout(x))
+        x = self.dropout(feats["feat"])  # one dropout mask for both heads, as the official
+        logits = self.cam_head(x)
         out = {"logits": logits, "scores": logits.mean(dim=(2, 3)), "proj": self.proj_head(x)}
         if self.base == "seam":
             out["cam_rv"] = self._pcm(images, feats, logits)
@@ -79,9 +79,12 @@ class WSSSNet(nn.Module):
             return f if f.shape[2:] == (h, w) else F.interpolate(
                 f, (h, w), mode="bilinear", align_corners=True)
 
-        small = F.interpolate(images, (h, w), mode="bilinear", align_corners=True)
-        f = torch.cat([small, side("side1", self.pcm_side1), side("side2", self.pcm_side2)], 1)
-        return pixel_correlation(cam.to(f.dtype), f, self.pcm_proj)
+        # in float32 even under autocast: the refined CAM feeds rankings and thresholds
+        with torch.autocast(images.device.type, enabled=False):
+            small = F.interpolate(images.float(), (h, w), mode="bilinear", align_corners=True)
+            f = torch.cat([small, side("side1", self.pcm_side1).float(),
+                           side("side2", self.pcm_side2).float()], 1)
+            return pixel_correlation(cam, f, self.pcm_proj)
 
     def parameter_groups(self) -> list[list[nn.Parameter]]:
         """[pretrained weights, pretrained biases, new weights, new biases] (lr x1, x2, x10,

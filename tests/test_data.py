@@ -254,3 +254,14 @@ def test_loader_is_deterministic_across_workers_and_epochs():
     assert seeded.class_names == SMALL.names
     with pytest.raises(ValueError, match="batch_size"):
         make_loader(ds, 0)
+
+
+def test_label_table_command_writes_a_table_the_reader_uses(voc_root, tmp_path):
+    from ppc.data.voc import main, read_label_table
+
+    out = tmp_path / "table.tsv"
+    assert main([str(voc_root), "--out", str(out)]) == 0
+    table = read_label_table(out)
+    assert len(table) == 24 + 6 and out.read_text().startswith("# classes: shape0")
+    data = generate(SMALL, "val", seed=3)
+    assert table[data.ids[0]] == np.flatnonzero(data.labels[0]).tolist()

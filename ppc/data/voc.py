@@ -308,3 +308,28 @@ class VOCSegmentation(Dataset):
             "has_mask": mask_path is not None,
         }
         return self.transform(sample) if self.transform is not None else sample
+
+
+def main(argv=None) -> int:
+    """``python -m ppc.data.voc ROOT [--splits ...] [--out FILE]``: write the label table of
+    a VOC-layout dataset (default: the table shipped with ppc for VOC 2012)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m ppc.data.voc", description=main.__doc__)
+    parser.add_argument("root", help="the VOC2012 folder")
+    parser.add_argument("--splits", nargs="+", default=["train_aug", "val"])
+    parser.add_argument("--out", default=str(SHIPPED_TABLES / "voc2012.tsv"))
+    args = parser.parse_args(argv)
+    table: dict[str, list[int]] = {}
+    names = None
+    for split in args.splits:
+        dataset = VOCSegmentation(args.root, split)
+        table.update(dataset.labels)
+        names = dataset.class_names
+    write_label_table(args.out, table, names)
+    print(f"{len(table)} ids -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

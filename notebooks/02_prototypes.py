@@ -94,18 +94,33 @@ plt.show()
 # The prototypes of the batch, with the official defaults: $K = 32$, the raw projections
 # averaged (the paper's formula averages the normalised ones: `prototype_embeddings =
 # "normalized"`), and every class ranked in every image (`prototype_classes = "all"`).
+#
+# The background needs care. Its confidence $1 - \max_c \text{CAM}_c$ is exactly 1 at
+# every pixel where all the image's classes score $\le 0$, since the CAMs are ReLU'd: a
+# large tie, which the top-K then breaks by position, as the official code's constant
+# channel does. Ranked on the CAMs normalised *without* the ReLU, those pixels keep their
+# order (the most negative scores first); `ppc.PixelToPrototypeContrast` does that.
 
 # %%
-protos = ppc.estimate_prototypes(out["proj"], norm, batch["label"], top_k)
+tied = ppc.estimate_prototypes(out["proj"], norm, batch["label"], top_k)
+background = ppc.background_confidence(ppc.normalize_cams(out["logits"], relu=False),
+                                       batch["label"])
+protos = ppc.estimate_prototypes(out["proj"], norm, batch["label"], top_k,
+                                 background=background)
 print("prototypes:", tuple(protos.vectors.shape), "valid:", protos.valid.tolist())
-selected = selection_maps(protos, tuple(labels.shape))  # [P, N, h, w]
+print(f"pixels with background confidence exactly 1: with the ReLU "
+      f"{int((ppc.background_confidence(norm, batch['label']) == 1).sum())}, without "
+      f"{int((background == 1).sum())} (of {labels.numel()})")
 
 # %% [markdown]
 # Where the top-K pixels of each class lie (summed over the batch's images; brighter = a
-# higher CAM weight). The background's come from the pixels least covered by any class.
+# higher CAM weight). Left: the background's pixels when the tie at 1 is broken by
+# position (the first image's top rows); then the module's background and the classes.
 
 # %%
-fig = show_maps(selected.sum(dim=1), names, cmap="magma", size=1.5)
+shape = tuple(labels.shape)
+maps = [selection_maps(tied, shape)[0].sum(dim=0), *selection_maps(protos, shape).sum(dim=1)]
+fig = show_maps(maps, ["background (ties)", *names], cmap="magma", size=1.5)
 plt.show()
 
 # %% [markdown]
@@ -124,6 +139,6 @@ plt.show()
 
 # %%
 paper = ppc.estimate_prototypes(out["proj"], norm, batch["label"], top_k,
-                                normalize_embeddings=True)
+                                normalize_embeddings=True, background=background)
 cosine = (paper.vectors * protos.vectors).sum(dim=1)
 {name: round(float(c), 4) for name, c in zip(names, cosine)}

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import ppc
-from conftest import random_batch
+from inputs import random_batch
 from reference import background_confidence, normalize_cams, pseudo_labels
 
 

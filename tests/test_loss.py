@@ -5,7 +5,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import ppc
-from conftest import random_batch
+from inputs import random_batch
 from reference import ppc_loss
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import ppc
-from conftest import random_batch
+from inputs import random_batch
 from reference import prototypes as ref_prototypes
 
 

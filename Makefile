@@ -22,7 +22,7 @@ test: env
 
 book: env
 	$(PY) -m ppc.notebooks
-	$(PY) -m jupyter_book build . -W -n --keep-going
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "book: open _build/html/index.html"
 
 bench: env

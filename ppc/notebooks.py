@@ -39,6 +39,8 @@ def execute(name: str, parameters: dict | None = None, output: str | Path | None
         raise FileNotFoundError(f"no notebook {source}; known: {', '.join(notebook_names())}")
     output = Path(output) if output else NOTEBOOKS / f"{name}.ipynb"
     notebook = jupytext.read(source)
+    for index, cell in enumerate(notebook.cells):  # stable ids: re-runs diff only in outputs
+        cell.id = f"cell-{index}"
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                        "language": "python"}
     env_before = os.environ.get("PPC_QUIET")

@@ -39,21 +39,15 @@ device = "cpu"
 # %%
 import matplotlib.pyplot as plt
 import torch
-from torch.utils.data import default_collate
 
 import ppc
-from ppc.config import RunConfig
 from ppc.contrast import similarity_maps
-from ppc.data import SyntheticSegmentation, eval_transform
-from ppc.experiment import run
+from ppc.experiment import reference_batch
 from ppc.plotting import mask_to_rgb, show_maps, to_rgb
 from ppc.prototypes import selection_maps
-from ppc.train import load_trained
 
 torch.set_num_threads(2)
-config = RunConfig.preset("synthetic", out_dir=run_dir)
-run(config, progress=False)  # reuses the stored run
-_, model = load_trained(run_dir, device)
+config, model, batch = reference_batch(run_dir, batch_size, device)  # the stored run
 names = ["background", *config.synthetic.names]
 
 # %% [markdown]
@@ -61,9 +55,6 @@ names = ["background", *config.synthetic.names]
 # 16x16 feature grid of the 64 px images.
 
 # %%
-data = SyntheticSegmentation(config.synthetic, "train", seed=0,
-                             transform=eval_transform("synthetic"))
-batch = default_collate([data[i] for i in range(batch_size)])
 with torch.no_grad():
     out = model(batch["image"].to(device))
 print({k: tuple(v.shape) for k, v in out.items()})

@@ -40,23 +40,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
-from torch.utils.data import default_collate
 
 import ppc
-from ppc.config import RunConfig
 from ppc.contrast import flatten_labels, prototype_logits
-from ppc.data import SyntheticSegmentation, eval_transform
-from ppc.experiment import run
+from ppc.experiment import reference_batch
 from ppc.plotting import mask_to_rgb
-from ppc.train import load_trained
 
 torch.set_num_threads(2)
-config = RunConfig.preset("synthetic", out_dir=run_dir)
-run(config, progress=False)  # reuses the stored run
-_, model = load_trained(run_dir, device)
-data = SyntheticSegmentation(config.synthetic, "train", seed=0,
-                             transform=eval_transform("synthetic"))
-batch = default_collate([data[i] for i in range(batch_size)])
+config, model, batch = reference_batch(run_dir, batch_size, device)  # the stored run
 with torch.no_grad():
     out = model(batch["image"].to(device))
 state = ppc.PixelToPrototypeContrast(config.ppc).view_state(out["proj"], out["logits"],

@@ -81,3 +81,20 @@ def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dic
     })
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     return json.loads(summary_path.read_text())
+
+
+def reference_batch(run_dir: str | Path, batch_size: int = 8, device="cpu", split="train"):
+    """(config, model, batch) for the book's chapters: the stored synthetic reference run
+    (reused, or trained if missing), and the first ``batch_size`` images of ``split`` with
+    the evaluation transform, collated."""
+    from torch.utils.data import default_collate
+
+    from .data.synthetic import SyntheticSegmentation
+    from .data.transforms import eval_transform
+
+    config = RunConfig.preset("synthetic", out_dir=str(run_dir))
+    run(config, progress=False)
+    _, model = load_trained(run_dir, device)
+    data = SyntheticSegmentation(config.synthetic, split, config.data_seed,
+                                 transform=eval_transform(config.augment))
+    return config, model, default_collate([data[i] for i in range(batch_size)])

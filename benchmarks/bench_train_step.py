@@ -79,6 +79,9 @@ from ppc.loss import PixelToPrototypeContrast  # noqa: E402
 from ppc.models.net import WSSSNet  # noqa: E402
 from ppc.train import StepContext, build_model, make_optimizer, training_losses  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_loss import cpu_name  # noqa: E402  (the same CPU description in both reports)
+
 SEED = 0
 NUM_BATCHES = 4  # distinct random batches, cycled through
 POSITIVES = 1.4  # mean positive labels per image: 1, plus a second one with p = 0.4
@@ -311,17 +314,6 @@ def run_cuda(args: argparse.Namespace, log) -> tuple[list[dict], list[str]]:
 
 
 # -- report ----------------------------------------------------------------------------------
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def print_table(rows: list[dict]) -> None:
     header = (f"{'case':<22}  {'base':<5}  {'variant':<7}  {'ms/step':>9}  {'images/s':>9}  "
               f"{'peak MiB':>9}  {'PPC overhead %':>14}")

@@ -40,9 +40,8 @@ import torch
 
 from ppc.config import RunConfig
 from ppc.data import SyntheticConfig, SyntheticSegmentation, eval_transform
-from ppc.evaluate import cams_to_prediction
 from ppc.experiment import run
-from ppc.infer import sample_cams
+from ppc.infer import sample_cams, seeds_at
 from ppc.plotting import plot_curves, show_samples
 from ppc.train import load_trained
 
@@ -88,10 +87,7 @@ print(f"best-threshold mIoU of the seeds on 'train': {100 * summary['best_miou']
 # %%
 _, model = load_trained(run_dir, device)
 cams = sample_cams(model, samples, config.scales, config.flip, device)
-pseudo = []
-for sample, cam in zip(samples, cams):
-    keys = torch.nonzero(sample["label"]).flatten()
-    pseudo.append(cams_to_prediction(cam[keys], keys, summary["best_threshold"]))
+pseudo = seeds_at(samples, cams, summary["best_threshold"])
 fig = show_samples(samples, bench.names, cams=cams, pseudo=pseudo)
 
 # %% [markdown]

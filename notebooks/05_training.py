@@ -53,13 +53,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import torch
 
 from ppc.config import RunConfig
 from ppc.data import VOCSegmentation, write_voc
-from ppc.evaluate import cams_to_prediction
 from ppc.experiment import run
-from ppc.infer import sample_cams
+from ppc.infer import sample_cams, seeds_at
 from ppc.plotting import plot_curves, show_samples
 from ppc.train import build_dataset, load_trained, resolve_device
 
@@ -147,9 +145,6 @@ if show_figures:
     eval_set = build_dataset(config, config.eval_split, train=False)
     samples = [eval_set[i] for i in range(6)]
     cams = sample_cams(model, samples, config.scales, config.flip, device_)
-    pseudo = []
-    for sample, cam in zip(samples, cams):
-        keys = torch.nonzero(sample["label"]).flatten()
-        pseudo.append(cams_to_prediction(cam[keys], keys, summary["best_threshold"]))
+    pseudo = seeds_at(samples, cams, summary["best_threshold"])
     fig = show_samples(samples, eval_set.class_names, cams=cams, pseudo=pseudo)
     plt.show()

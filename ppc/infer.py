@@ -101,3 +101,13 @@ def sample_cams(model, samples: list[dict], scales=(0.5, 1.0, 1.5, 2.0), flip: b
         full[torch.as_tensor(keys, dtype=torch.long)] = torch.from_numpy(maps)
         result.append(full)
     return result
+
+
+def seeds_at(samples: list[dict], cams: list[Tensor], bg_threshold: float) -> list[Tensor]:
+    """Pseudo masks ``[H, W]`` of :func:`sample_cams`' output at a background threshold,
+    from the classes of each sample's labels (as the scored seeds)."""
+    masks = []
+    for sample, cam in zip(samples, cams, strict=True):
+        keys = torch.nonzero(sample["label"]).flatten()
+        masks.append(cams_to_prediction(cam[keys], keys, bg_threshold))
+    return masks

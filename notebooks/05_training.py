@@ -54,20 +54,15 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ppc.config import RunConfig
 from ppc.data import VOCSegmentation, write_voc
-from ppc.experiment import run
+from ppc.experiment import run, training_config
 from ppc.infer import sample_cams, seeds_at
 from ppc.plotting import plot_curves, show_samples
 from ppc.train import build_dataset, load_trained, resolve_device
 
-if dataset not in ("synthetic", "voc"):
-    raise ValueError(f"dataset must be 'synthetic' or 'voc', got {dataset!r}")
 if dataset == "voc" and not (voc_root and (Path(voc_root) / "JPEGImages").is_dir()):
     raise ValueError(f"voc_root {voc_root!r} is not a VOC2012 folder (no JPEGImages/): set "
                      "voc_root to .../VOCdevkit/VOC2012")
-if preset not in ("synthetic", "voc-resnet38"):
-    raise ValueError(f"preset must be 'synthetic' or 'voc-resnet38', got {preset!r}")
 
 # %% [markdown]
 # ## Configuration
@@ -75,16 +70,8 @@ if preset not in ("synthetic", "voc-resnet38"):
 # One `RunConfig` holds the whole run; the parameters above fill it in.
 
 # %%
-changes = dict(dataset="voc", data_root=str(voc_root), base=base, use_ppc=use_ppc,
-               seed=seed, device=device, out_dir=str(out_dir))
-if backbone is not None:
-    changes["backbone"] = backbone
-if weights is not None:
-    changes["weights"] = str(weights)
-if batch_size is not None:
-    changes["batch_size"] = batch_size
-config = RunConfig.from_flat(RunConfig.preset(preset, data_root=str(voc_root)), **changes,
-                             **extra)
+config = training_config(dataset, voc_root, preset, base, backbone, weights, use_ppc,
+                         batch_size, device, seed, out_dir, extra)
 if dataset == "synthetic" and not (Path(voc_root) / "classes.txt").exists():
     write_voc(voc_root, config.synthetic, seed=config.data_seed)
 train_images = len(VOCSegmentation(voc_root, config.train_split))

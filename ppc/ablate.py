@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import statistics
 import sys
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .config import RunConfig
 from .notebooks import ROOT, execute
 
 RESULTS = ROOT / "results" / "ablations"
@@ -96,9 +98,50 @@ def run_dir(family: str, row: Row, seed: int, results: Path = RESULTS) -> Path:
     return Path(results) / family / row.slug / f"seed{seed}"
 
 
+#: what a run folder holds that a row sharing its configuration copies (model.pt is kept
+#: out of git, and copied only where it exists)
+_RUN_FILES = ("config.json", "summary.json", "curve.csv", "metrics.jsonl", "per_image.csv",
+              "coverage.json", "model.pt")
+_NOTEBOOK_ONLY = ("show_figures", "epochs")
+
+
+def row_config(parameters: dict):
+    """The :class:`~ppc.config.RunConfig` a run's notebook parameters resolve to, or None
+    where it depends on the data (``epochs``)."""
+    from .experiment import training_config
+
+    if parameters.get("epochs") is not None:
+        return None
+    return training_config(**{k: v for k, v in parameters.items() if k not in _NOTEBOOK_ONLY})
+
+
+def same_run(config, seed: int, results: Path = RESULTS, exclude: Path | None = None
+             ) -> Path | None:
+    """A finished run folder under ``results`` with the same experiment as ``config``
+    (:meth:`~ppc.config.RunConfig.identity`), e.g. ``K = 32`` and the full PPC row."""
+    if config is None:
+        return None
+    identity = config.identity()
+    for summary in sorted(Path(results).glob(f"*/*/seed{seed}/summary.json")):
+        folder = summary.parent
+        if folder == exclude or (folder / "same_run_as.txt").exists():
+            continue
+        if not (folder / "notebook.ipynb").exists():
+            continue
+        stored = RunConfig(**json.loads(summary.read_text()).get("config", {}))
+        if stored.identity() == identity:
+            return folder
+    return None
+
+
 def run_row(family: str, row: Row, seed: int, *, results: Path = RESULTS,
             voc_root: Path = VOC_ROOT, base_parameters: dict | None = None) -> dict:
-    """Execute (or reuse) one run; returns its summary."""
+    """Execute (or reuse) one run; returns its summary.
+
+    A row whose configuration equals a finished run of another row (``K = 32`` is the full
+    PPC row) is not trained again: that run's files are copied, ``same_run_as.txt`` names
+    the source, and the notebook is executed on them (it reuses the finished run).
+    """
     out = run_dir(family, row, seed, results)
     summary_path = out / "summary.json"
     if summary_path.exists() and (out / "notebook.ipynb").exists():
@@ -109,10 +152,41 @@ def run_row(family: str, row: Row, seed: int, *, results: Path = RESULTS,
                   **row.parameters}
     extra = {**(base_parameters or {}).get("extra", {}), **row.parameters.get("extra", {})}
     parameters["extra"] = extra
+    source = same_run(row_config(parameters), seed, results, exclude=out)
+    if source is not None and not summary_path.exists():
+        for name in _RUN_FILES:
+            if (source / name).exists():
+                shutil.copy2(source / name, out / name)
+        (out / "same_run_as.txt").write_text(
+            f"{source.relative_to(Path(results))}\n(same configuration and seed: the files "
+            "here are copies of that run's)\n")
     tmp = out / ".unfinished.ipynb"
     execute("05_training", parameters, output=tmp, progress=False)
     tmp.replace(out / "notebook.ipynb")  # the run counts as finished only now
+    add_coverage(out)
     return json.loads(summary_path.read_text())
+
+
+def add_coverage(out: Path) -> dict | None:
+    """Write ``coverage.json`` (:func:`ppc.experiment.seed_coverage`: where the seeds are
+    right, discriminative parts against object bodies) from a run's seed files, once."""
+    from .experiment import seed_coverage
+
+    out = Path(out)
+    path = out / "coverage.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    if (out / "same_run_as.txt").exists():  # a copy: the source's, once it has one
+        source = out.parents[2] / (out / "same_run_as.txt").read_text().splitlines()[0]
+        if (source / "coverage.json").exists():
+            shutil.copy2(source / "coverage.json", path)
+            return json.loads(path.read_text())
+        return None
+    if not (Path(out) / "seeds" / "cams").is_dir():
+        return None  # seeds not kept (a fresh clone): nothing to measure
+    coverage = seed_coverage(out)
+    path.write_text(json.dumps(coverage, indent=1) + "\n")
+    return coverage
 
 
 def sweep(family: str, seeds=(0, 1, 2), *, results: Path = RESULTS, voc_root: Path = VOC_ROOT,
@@ -126,6 +200,7 @@ def sweep(family: str, seeds=(0, 1, 2), *, results: Path = RESULTS, voc_root: Pa
             done = (run_dir(family, row, seed, results) / "notebook.ipynb").exists()
             summary = run_row(family, row, seed, results=results, voc_root=voc_root,
                               base_parameters=base_parameters)
+            add_coverage(run_dir(family, row, seed, results))  # runs stored before it
             if log:
                 how = "stored" if done else f"{time.perf_counter() - started:.0f} s"
                 log(f"{family} | {row.name} | seed {seed}: mIoU "
@@ -133,18 +208,57 @@ def sweep(family: str, seeds=(0, 1, 2), *, results: Path = RESULTS, voc_root: Pa
     return collect(family, results=results, rows=rows)
 
 
-def collect(family: str, *, results: Path = RESULTS, rows: list[Row] | None = None
-            ) -> pd.DataFrame:
-    """One line per stored run of ``family``: row, seed, mIoU (%), threshold, paper."""
+#: columns of :func:`collect` from each run's ``coverage.json`` (fractions; NaN where a
+#: run's seeds were not kept to measure them)
+COVERAGE = ("part_recall", "body_recall", "precision", "background_false_positive",
+            "offset_y", "offset_x")
+
+
+def collect(family: str, *, results: Path = RESULTS, rows: list[Row] | None = None,
+            with_base: str | None = None) -> pd.DataFrame:
+    """One line per stored run of ``family``: row, seed, mIoU (%), threshold, paper, and
+    the seed coverage (:data:`COVERAGE`). ``with_base``: a row of the ``components``
+    family (e.g. ``"seam: base"``) whose runs are put first, as the no-PPC reference."""
     rows = rows if rows is not None else FAMILIES[family]
+    if with_base is not None:
+        base = [r for r in FAMILIES["components"] if r.name == with_base]
+        if not base:
+            raise ValueError(f"with_base={with_base!r} is not a row of the components "
+                             f"family: {[r.name for r in FAMILIES['components']]}")
+        first = collect("components", results=results, rows=base)
+        rest = collect(family, results=results, rows=rows)
+        return pd.concat([first, rest.assign(order=rest["order"] + 1)], ignore_index=True)
     records = []
     for order, row in enumerate(rows):
         for path in sorted((Path(results) / family / row.slug).glob("seed*/summary.json")):
             summary = json.loads(path.read_text())
+            coverage_path = path.parent / "coverage.json"
+            coverage = json.loads(coverage_path.read_text()) if coverage_path.exists() else {}
             records.append({"order": order, "row": row.name, "seed": int(path.parent.name[4:]),
                             "miou": 100 * summary["best_miou"],
-                            "threshold": summary["best_threshold"], "paper": row.paper})
-    return pd.DataFrame(records, columns=["order", "row", "seed", "miou", "threshold", "paper"])
+                            "threshold": summary["best_threshold"], "paper": row.paper,
+                            **{k: coverage.get(k, float("nan")) for k in COVERAGE}})
+    return pd.DataFrame(records, columns=["order", "row", "seed", "miou", "threshold", "paper",
+                                          *COVERAGE])
+
+
+def coverage_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± std over seeds of the seed coverage (%) per row: recall on discriminative
+    parts and on object bodies, precision, background pixels marked foreground; and how
+    far the CAMs sit from their objects (pixels, positive: below / right)."""
+    names = {"part_recall": "part recall", "body_recall": "body recall",
+             "precision": "precision", "background_false_positive": "background marked",
+             "offset_y": "CAM offset y (px)", "offset_x": "CAM offset x (px)"}
+    out = []
+    for (_, row), group in frame.groupby(["order", "row"], sort=True):
+        line = {"row": row}
+        for key, name in names.items():
+            scale = 1 if key.startswith("offset") else 100
+            values = (scale * group[key].dropna()).tolist()
+            std = statistics.stdev(values) if len(values) > 1 else float("nan")
+            line[name] = f"{statistics.mean(values):.1f} ± {std:.1f}" if values else "n/a"
+        out.append(line)
+    return pd.DataFrame(out)
 
 
 def table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -157,6 +271,33 @@ def table(frame: pd.DataFrame) -> pd.DataFrame:
                     f" ± {std:.1f}", "seeds": len(values),
                     "paper: VOC train seeds": group["paper"].iloc[0]})
     return pd.DataFrame(out)
+
+
+def paired_table(frame: pd.DataFrame, reference) -> pd.DataFrame:
+    """Each row's mIoU minus its reference row's, seed by seed, as mean ± std (points).
+
+    Runs with the same seed share the data order and augmentation draws, so the paired
+    difference is far less noisy than comparing two means whose seeds vary by several
+    points. ``reference``: a row name, or a function from a row name to its reference's
+    (e.g. ``"cam: base"`` for the ``cam:`` rows). Only seeds run for both rows count.
+    """
+    pick = reference if callable(reference) else (lambda _row: reference)
+    by_row = {row: group.set_index("seed")["miou"] for row, group in frame.groupby("row")}
+    out = []
+    for (_, row), _group in frame.groupby(["order", "row"], sort=True):
+        base = pick(row)
+        if base == row or base not in by_row:
+            continue
+        diff = (by_row[row] - by_row[base]).dropna()
+        values = diff.tolist()
+        std = statistics.stdev(values) if len(values) > 1 else float("nan")
+        out.append({"row": row, "against": base,
+                    "mIoU difference (points)": f"{statistics.mean(values):+.1f} ± {std:.1f}"
+                    if values else "n/a",
+                    "per seed": ", ".join(f"{v:+.1f}" for v in values),
+                    "better in": f"{sum(v > 0 for v in values)} of {len(values)} seeds"})
+    return pd.DataFrame(out, columns=["row", "against", "mIoU difference (points)",
+                                      "per seed", "better in"])
 
 
 def plot(frame: pd.DataFrame, title: str = ""):

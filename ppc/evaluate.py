@@ -538,3 +538,95 @@ __all__ = [
     "save_cam_npz",
     "threshold_curve",
 ]
+
+
+# --------------------------------------------------------------------------- seed coverage
+
+
+#: regions of :func:`region_coverage` (the synthetic benchmark's ``regions`` maps)
+REGION_NAMES = ("background", "body", "part")
+
+
+def region_coverage(samples: Iterable) -> dict:
+    """Where seeds are right, by region of the objects (synthetic benchmark diagnostics).
+
+    ``samples``: ``(prediction, mask, regions)`` per image, int ``[H, W]`` each: predicted
+    labels, ground-truth labels (0 background, ``c + 1``), and regions (0 background, 1
+    object body, 2 discriminative part; :data:`ppc.data.synthetic.PART`). Returns
+    fractions: ``part_recall`` and ``body_recall`` (pixels of that region labelled with
+    their object's class), ``background_false_positive`` (background pixels labelled with
+    any class), ``precision`` (foreground-labelled pixels whose class is right) and
+    ``recall`` (object pixels labelled right), plus the pixel counts behind them.
+    """
+    counts = torch.zeros(6, dtype=torch.long)  # part ok/all, body ok/all, bg fp/all
+    fg_predicted = fg_right = 0
+    for index, (prediction, mask, regions) in enumerate(samples):
+        prediction = _to_labels("prediction", prediction)
+        mask = _to_labels("mask", mask)
+        regions = _to_labels("regions", regions)
+        if not prediction.shape == mask.shape == regions.shape:
+            raise ValueError(f"sample {index}: prediction {tuple(prediction.shape)}, mask "
+                             f"{tuple(mask.shape)} and regions {tuple(regions.shape)} must "
+                             "have the same [H, W] shape")
+        right = prediction == mask
+        for slot, region in ((0, 2), (2, 1)):
+            inside = regions == region
+            counts[slot] += (right & inside).sum()
+            counts[slot + 1] += inside.sum()
+        background = regions == 0
+        counts[4] += ((prediction > 0) & background).sum()
+        counts[5] += background.sum()
+        fg_predicted += int((prediction > 0).sum())
+        fg_right += int(((prediction > 0) & right).sum())
+    part_ok, part, body_ok, body, bg_fp, bg = (int(v) for v in counts)
+
+    def ratio(a, b):
+        return a / b if b else float("nan")
+
+    return {"part_recall": ratio(part_ok, part), "body_recall": ratio(body_ok, body),
+            "recall": ratio(part_ok + body_ok, part + body),
+            "precision": ratio(fg_right, fg_predicted),
+            "background_false_positive": ratio(bg_fp, bg),
+            "part_pixels": part, "body_pixels": body, "background_pixels": bg}
+
+
+def centroid_offsets(samples: Iterable) -> dict:
+    """How far CAMs sit from their objects: CAM centroid minus object centroid (pixels).
+
+    ``samples``: ``(cams, keys, mask)`` per image as in :func:`cams_to_prediction`, with
+    the ground-truth ``mask`` ``[H, W]``. For every class present in both the keys and the
+    mask (and with some CAM mass), the centroid of the CAM (weighted by its values) minus
+    the centroid of the class's pixels, in rows (``y``, positive: below) and columns
+    (``x``, positive: right of the object). Returns the means over those (image, class)
+    pairs, ``offset_y`` / ``offset_x``, their standard errors (``*_sem``) and ``pairs``.
+    A network trained from image labels only is free to put its evidence beside the
+    object (the classification loss does not see where); this measures whether it did.
+    """
+    ys, xs = [], []
+    for cams, keys, mask in samples:
+        cams, keys = _check_cams(cams, keys)
+        mask = _to_labels("mask", mask)
+        if cams.shape[1:] != mask.shape:
+            raise ValueError(f"cams {tuple(cams.shape)} and mask {tuple(mask.shape)} must "
+                             "share [H, W]")
+        if not len(keys):
+            continue
+        weights = cams.double().clamp_min(0)  # [K, H, W]
+        objects = (mask[None] == (keys[:, None, None] + 1)).double()
+        rows = torch.arange(mask.shape[0], dtype=torch.float64)[:, None].expand(mask.shape)
+        cols = torch.arange(mask.shape[1], dtype=torch.float64)[None, :].expand(mask.shape)
+        mass, area = weights.sum((1, 2)), objects.sum((1, 2))
+        ok = (mass > 0) & (area > 0)
+        for grid, out in ((rows, ys), (cols, xs)):
+            cam_c = (weights * grid).sum((1, 2)) / mass.clamp_min(1e-12)
+            obj_c = (objects * grid).sum((1, 2)) / area.clamp_min(1)
+            out.append((cam_c - obj_c)[ok])
+    y = torch.cat(ys) if ys else torch.zeros(0, dtype=torch.float64)
+    x = torch.cat(xs) if xs else torch.zeros(0, dtype=torch.float64)
+
+    def sem(v):
+        return float(v.std() / len(v) ** 0.5) if len(v) > 1 else float("nan")
+
+    return {"offset_y": float(y.mean()) if len(y) else float("nan"),
+            "offset_x": float(x.mean()) if len(x) else float("nan"),
+            "offset_y_sem": sem(y), "offset_x_sem": sem(x), "pairs": len(y)}

@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .config import RunConfig
@@ -47,6 +48,30 @@ def evaluate_run(config: RunConfig, out: Path) -> dict:
                 int(curve.thresholds.tolist().index(curve.best_threshold))]],
             "eval_split": config.eval_split, "num_eval_images": len(dataset.ids),
             "skipped": int(curve.skipped)}
+
+
+def training_config(dataset: str = "synthetic", voc_root: str | Path = "results/synthetic_voc",
+                    preset: str = "synthetic", base: str = "seam", backbone: str | None = None,
+                    weights: str | None = None, use_ppc: bool = True,
+                    batch_size: int | None = None, device: str = "auto", seed: int = 0,
+                    out_dir: str | Path = "results/training", extra: dict | None = None
+                    ) -> RunConfig:
+    """The :class:`RunConfig` of the training notebook's parameters (``05_training``): the
+    preset, read from the VOC-layout folder ``voc_root``, with the named fields and the
+    flat ``extra`` fields (``{"ppc__top_k": 16}``) changed. ``epochs`` is applied by the
+    notebook, which knows the split's size."""
+    if dataset not in ("synthetic", "voc"):
+        raise ValueError(f"dataset must be 'synthetic' or 'voc', got {dataset!r}")
+    if preset not in ("synthetic", "voc-resnet38"):
+        raise ValueError(f"preset must be 'synthetic' or 'voc-resnet38', got {preset!r}")
+    changes = dict(dataset="voc", data_root=str(voc_root), base=base, use_ppc=use_ppc,
+                   seed=seed, device=device, out_dir=str(out_dir))
+    for name, value in (("backbone", backbone), ("weights", weights),
+                        ("batch_size", batch_size)):
+        if value is not None:
+            changes[name] = str(value) if name == "weights" else value
+    return RunConfig.from_flat(RunConfig.preset(preset, data_root=str(voc_root)), **changes,
+                               **(extra or {}))
 
 
 def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dict:
@@ -98,3 +123,42 @@ def reference_batch(run_dir: str | Path, batch_size: int = 8, device="cpu", spli
     data = SyntheticSegmentation(config.synthetic, split, config.data_seed,
                                  transform=eval_transform(config.augment))
     return config, model, default_collate([data[i] for i in range(batch_size)])
+
+
+def seed_coverage(run_dir: str | Path, bg_threshold: float | None = None) -> dict:
+    """:func:`ppc.evaluate.region_coverage` of a finished synthetic run's seeds (the CAM
+    files under ``seeds/cams``) on its evaluation split, at ``bg_threshold`` (default: the
+    run's best), and :func:`ppc.evaluate.centroid_offsets` of its CAMs. Tells whether the
+    seeds cover the discriminative parts and miss the bodies (the failure WSSS methods
+    address), and whether the CAMs sit on their objects at all."""
+    from .data.synthetic import generate
+    from .evaluate import cams_to_prediction, centroid_offsets, region_coverage
+
+    run_dir = Path(run_dir)
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        raise FileNotFoundError(f"{summary_path} not found: seed_coverage needs a finished "
+                                "run folder (ppc.experiment.run)")
+    summary = json.loads(summary_path.read_text())
+    config = RunConfig(**summary["config"])
+    if bg_threshold is None:
+        bg_threshold = summary["best_threshold"]
+    data = generate(config.synthetic, config.eval_split, config.data_seed)
+    if config.dataset == "voc":  # the benchmark written in the VOC layout: same masks?
+        from .data.voc import VOCSegmentation
+
+        written = VOCSegmentation(config.data_root, config.eval_split)
+        if written.ids != data.ids or any(
+                not np.array_equal(written[i]["mask"].numpy(), data.masks[i])
+                for i in range(len(data.ids))):
+            raise ValueError(f"{config.data_root} does not hold the synthetic benchmark of "
+                             f"the run's config (synthetic, data_seed={config.data_seed}): "
+                             "seed_coverage needs the region maps of the same images")
+
+    cams = [load_cam_npz(run_dir / "seeds" / "cams" / f"{ident}.npz") for ident in data.ids]
+    coverage = region_coverage(
+        (cams_to_prediction(c, k, bg_threshold), mask, regions)
+        for (c, k), mask, regions in zip(cams, data.masks, data.regions, strict=True))
+    offsets = centroid_offsets((c, k, mask) for (c, k), mask in zip(cams, data.masks,
+                                                                    strict=True))
+    return {"bg_threshold": float(bg_threshold), **coverage, **offsets}

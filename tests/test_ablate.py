@@ -6,6 +6,7 @@ import pytest
 
 from ppc import ablate
 from ppc.ablate import FAMILIES, Row
+from ppc.experiment import seed_coverage
 
 TINY = {"extra": {"steps": 2, "batch_size": 8, "width": 8, "scales": [1.0], "threads": 2,
                   "synthetic__num_train_aug": 32, "synthetic__num_train": 6,
@@ -25,11 +26,14 @@ def test_families_cover_the_paper_tables():
 
 def test_sweep_stores_runs_reuses_them_and_recomputes_only_a_deleted_one(tmp_path):
     rows = [Row("plain cam", {"base": "cam", "use_ppc": False}),
-            Row("cam with ppc", {"base": "cam", "extra": {"ppc__top_k": 8}})]
+            Row("cam with ppc", {"base": "cam", "extra": {"ppc__top_k": 8}}),
+            # the same experiment spelled differently: copied, not trained again
+            Row("cam with ppc, tau given", {"base": "cam", "extra": {"ppc__top_k": 8,
+                                                                      "ppc__tau": 0.1}})]
     kwargs = dict(results=tmp_path / "results", voc_root=tmp_path / "voc", rows=rows,
                   base_parameters=TINY, log=None)
     frame = ablate.sweep("tiny", seeds=[0], **kwargs)
-    assert frame["row"].tolist() == ["plain cam", "cam with ppc"]
+    assert frame["row"].tolist() == ["plain cam", "cam with ppc", "cam with ppc, tau given"]
     first = ablate.run_dir("tiny", rows[0], 0, tmp_path / "results")
     second = ablate.run_dir("tiny", rows[1], 0, tmp_path / "results")
     summary = json.loads((second / "summary.json").read_text())
@@ -38,11 +42,32 @@ def test_sweep_stores_runs_reuses_them_and_recomputes_only_a_deleted_one(tmp_pat
     nb = nbformat.read(second / "notebook.ipynb", as_version=4)
     assert not any(o.output_type == "display_data" for c in nb.cells if c.cell_type == "code"
                    for o in c.outputs)  # numbers only: no figures stored
+    third = ablate.run_dir("tiny", rows[2], 0, tmp_path / "results")
+    assert (third / "same_run_as.txt").read_text().startswith("tiny/cam-with-ppc/seed0")
+    # not trained again: a byte copy of the source, timings and all
+    assert (third / "summary.json").read_bytes() == (second / "summary.json").read_bytes()
+    assert (third / "notebook.ipynb").exists()  # but its notebook executed on the copy
+    assert frame["miou"].iloc[2] == frame["miou"].iloc[1]
+    assert not (second / "same_run_as.txt").exists()
+    # seed coverage by region, measured from the seeds (the copy takes its source's)
+    coverage = json.loads((second / "coverage.json").read_text())
+    assert 0 <= coverage["part_recall"] <= 1 and 0 <= coverage["body_recall"] <= 1
+    assert coverage["part_pixels"] > 0 and coverage["bg_threshold"] == summary["best_threshold"]
+    assert json.loads((third / "coverage.json").read_text()) == coverage
+    assert frame["body_recall"].notna().all()
+    assert list(ablate.coverage_table(frame).columns) == [
+        "row", "part recall", "body recall", "precision", "background marked",
+        "CAM offset y (px)", "CAM offset x (px)"]
+    assert abs(coverage["offset_y"]) < 64 and coverage["pairs"] > 0
+    with pytest.raises(FileNotFoundError, match="finished run"):
+        seed_coverage(tmp_path)
     stamp = (first / "notebook.ipynb").stat().st_mtime_ns
     shutil.rmtree(second)
+    shutil.rmtree(third)
     again = ablate.sweep("tiny", seeds=[0], **kwargs)
     assert (first / "notebook.ipynb").stat().st_mtime_ns == stamp  # reused
     assert (second / "notebook.ipynb").exists()  # recomputed
+    assert not (second / "same_run_as.txt").exists()  # a copy is never the source
     assert again["miou"].tolist() == frame["miou"].tolist()  # deterministic
     table = ablate.table(again)
     assert list(table.columns) == ["row", "ours: mIoU (synthetic train)", "seeds",
@@ -56,10 +81,56 @@ def test_command_line_lists_and_refuses_unknown_families(capsys):
     assert "unknown ablation family" in capsys.readouterr().err
 
 
+def _config(row, seed=0):
+    return ablate.row_config({"seed": seed, "out_dir": "x", **row.parameters})
+
+
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_rows_are_valid_run_configs(family):
-    from ppc.config import RunConfig
-
     for row in FAMILIES[family]:
-        flat = {k: v for k, v in row.parameters.items() if k not in ("extra",)}
-        RunConfig.from_flat(RunConfig(), **{**flat, **row.parameters.get("extra", {})})
+        assert _config(row).identity()
+
+
+def test_rows_that_repeat_the_full_ppc_row_are_recognised():
+    full = _config(FAMILIES["components"][6])
+    assert full.base == "seam" and full.use_ppc and full.ppc.intra
+    same = [r.name for rows in FAMILIES.values() for r in rows
+            if _config(r).identity() == full.identity()]
+    assert same == ["seam: + intra + mining + pixel sampling (PPC)", "K = 32", "scale 0.5",
+                    "tau = 0.1", "pseudo-label background = 0.2"]
+    assert _config(FAMILIES["components"][0]).identity() != full.identity()
+
+
+def test_paired_table_differences_seed_by_seed():
+    import pandas as pd
+
+    frame = pd.DataFrame([
+        {"order": 0, "row": "x: base", "seed": 0, "miou": 20.0},
+        {"order": 0, "row": "x: base", "seed": 1, "miou": 30.0},
+        {"order": 1, "row": "x: more", "seed": 0, "miou": 21.0},
+        {"order": 1, "row": "x: more", "seed": 1, "miou": 33.0},
+        {"order": 1, "row": "x: more", "seed": 2, "miou": 99.0},  # no base run: left out
+        {"order": 2, "row": "x: less", "seed": 1, "miou": 29.5},
+    ])
+    table = ablate.paired_table(frame, "x: base").set_index("row")
+    assert list(table.index) == ["x: more", "x: less"]
+    assert table.loc["x: more", "mIoU difference (points)"] == "+2.0 ± 1.4"
+    assert table.loc["x: more", "per seed"] == "+1.0, +3.0"
+    assert table.loc["x: more", "better in"] == "2 of 2 seeds"
+    assert table.loc["x: less", "mIoU difference (points)"] == "-0.5 ± nan"
+    by_prefix = ablate.paired_table(frame, lambda row: row.split(":")[0] + ": base")
+    assert by_prefix.equals(ablate.paired_table(frame, "x: base"))
+
+
+def test_collect_puts_the_base_first(tmp_path):
+    for family, row, miou in (("components", "seam-base", 0.2), ("top_k", "k-8", 0.25)):
+        out = tmp_path / family / row / "seed0"
+        out.mkdir(parents=True)
+        (out / "summary.json").write_text(json.dumps({"best_miou": miou,
+                                                      "best_threshold": 0.1}))
+    frame = ablate.collect("top_k", results=tmp_path, with_base="seam: base")
+    assert frame["row"].tolist() == ["seam: base", "K = 8"]
+    assert frame["order"].tolist() == [0, 1] and frame["miou"].tolist() == [20.0, 25.0]
+    assert frame["body_recall"].isna().all()  # no coverage.json: NaN, not an error
+    with pytest.raises(ValueError, match="components"):
+        ablate.collect("top_k", results=tmp_path, with_base="nope")

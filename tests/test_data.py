@@ -79,6 +79,29 @@ def test_synthetic_parts_are_small_and_bodies_large():
     assert 0.05 < fg < 0.4 and part_area < 0.1 * body_area
 
 
+def test_synthetic_regions_mark_bodies_and_parts_without_changing_the_images():
+    from ppc.data.synthetic import BODY, PART, palettes, render_image
+
+    config = SyntheticConfig(num_train_aug=40, num_train=0, num_val=0)
+    data = generate(config, seed=4)
+    assert data.regions.shape == data.masks.shape and data.regions.dtype == np.uint8
+    assert np.array_equal(data.regions > 0, data.masks > 0)  # objects only
+    _, parts = palettes(config)
+    for image, mask, regions in zip(data.images, data.masks, data.regions, strict=True):
+        for c in {int(v) - 1 for v in np.unique(mask) if v}:
+            inside = (regions == PART) & (mask == c + 1)
+            if inside.sum() >= 5:  # visible parts carry their class's unique colour
+                colour = image[inside].astype(float).mean(0) / 255
+                assert np.abs(colour - parts[c]).max() < 0.15
+        assert (regions == BODY).sum() > (regions == PART).sum()
+    # the regions are drawn from nothing: the images are those without them
+    children = np.random.SeedSequence(4).spawn(3)
+    body, part = palettes(config)
+    for i, child in enumerate(children):
+        image, mask, _ = render_image(config, np.random.default_rng(child), body, part)
+        assert np.array_equal(image, data.images[i]) and np.array_equal(mask, data.masks[i])
+
+
 @pytest.mark.parametrize("bad", [
     dict(body_groups=4), dict(objects_per_image=(0, 2)), dict(body_radius=(8, 40)),
     dict(part_radius=9), dict(num_train=50, num_train_aug=10), dict(class_names=("a",)),

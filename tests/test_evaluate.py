@@ -10,6 +10,8 @@ import torch
 
 from ppc import pseudo_labels
 from ppc.evaluate import (
+    centroid_offsets,
+    region_coverage,
     DEFAULT_THRESHOLDS,
     SegmentationMetrics,
     ThresholdCurve,
@@ -434,3 +436,86 @@ def test_evaluate_cam_dir_missing_files(tmp_path):
     save_cam_npz(tmp_path / "img1.npz", c, keys)
     with pytest.raises(FileNotFoundError, match=r"3 of 4 .*img0\.npz"):
         evaluate_cam_dir(tmp_path, dataset)
+
+
+def _coverage_loop(samples):
+    """Pixel by pixel: the definitions of region_coverage."""
+    n = {k: 0 for k in ("part", "part_ok", "body", "body_ok", "bg", "bg_fp", "fg", "fg_ok")}
+    for prediction, mask, regions in samples:
+        for p, m, r in zip(np.ravel(prediction), np.ravel(mask), np.ravel(regions),
+                           strict=True):
+            name = {0: "bg", 1: "body", 2: "part"}[int(r)]
+            n[name] += 1
+            if name == "bg":
+                n["bg_fp"] += int(p > 0)
+            else:
+                n[name + "_ok"] += int(p == m)
+            if p > 0:
+                n["fg"] += 1
+                n["fg_ok"] += int(p == m)
+    return {"part_recall": n["part_ok"] / n["part"], "body_recall": n["body_ok"] / n["body"],
+            "recall": (n["part_ok"] + n["body_ok"]) / (n["part"] + n["body"]),
+            "precision": n["fg_ok"] / n["fg"], "background_false_positive": n["bg_fp"] / n["bg"]}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_region_coverage_matches_pixel_loop(seed):
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(3):
+        regions = rng.integers(0, 3, (7, 9))
+        mask = np.where(regions > 0, rng.integers(1, 4, (7, 9)), 0)
+        prediction = rng.integers(0, 4, (7, 9))
+        samples.append((prediction, torch.from_numpy(mask), regions))
+    got = region_coverage(samples)
+    for key, value in _coverage_loop(samples).items():
+        assert got[key] == pytest.approx(value), key
+    assert got["part_pixels"] + got["body_pixels"] + got["background_pixels"] == 3 * 63
+
+
+def test_region_coverage_edge_cases_and_errors():
+    perfect = region_coverage([(np.array([[0, 2], [2, 2]]), np.array([[0, 2], [2, 2]]),
+                                np.array([[0, 2], [1, 1]]))])
+    assert perfect["part_recall"] == perfect["body_recall"] == perfect["precision"] == 1.0
+    assert perfect["background_false_positive"] == 0.0
+    empty = region_coverage([(np.zeros((2, 2), int), np.zeros((2, 2), int),
+                              np.zeros((2, 2), int))])
+    assert math.isnan(empty["part_recall"]) and math.isnan(empty["precision"])
+    with pytest.raises(ValueError, match="same"):
+        region_coverage([(np.zeros((2, 2), int), np.zeros((2, 3), int), np.zeros((2, 2), int))])
+    with pytest.raises(ValueError, match="integer"):
+        region_coverage([(np.zeros((2, 2)), np.zeros((2, 2), int), np.zeros((2, 2), int))])
+
+
+def test_centroid_offsets_hand_example_and_loop():
+    mask = np.zeros((8, 10), int)
+    mask[2:4, 3:5] = 2  # class 1, centroid (2.5, 3.5)
+    cams = np.zeros((2, 8, 10), np.float32)
+    cams[0, 5:7, 6:8] = 1.0  # 3 rows below, 3 columns right
+    cams[1, 0, 0] = 1.0  # class 4 is not in the mask: not counted
+    got = centroid_offsets([(cams, [1, 4], mask)])
+    assert got["offset_y"] == pytest.approx(3.0) and got["offset_x"] == pytest.approx(3.0)
+    assert got["pairs"] == 1 and math.isnan(got["offset_y_sem"])
+    rng = np.random.default_rng(0)
+    samples, dy, dx = [], [], []
+    for _ in range(4):
+        mask = rng.integers(0, 4, (6, 7))
+        keys = np.array([0, 2])
+        cams = rng.random((2, 6, 7)).astype(np.float32)
+        samples.append((cams, keys, mask))
+        for ch, k in enumerate(keys):
+            pts = [(r, c) for r in range(6) for c in range(7) if mask[r, c] == k + 1]
+            if not pts:
+                continue
+            w = cams[ch].astype(float)
+            dy.append(sum(w[r, c] * r for r in range(6) for c in range(7)) / w.sum()
+                      - np.mean([p[0] for p in pts]))
+            dx.append(sum(w[r, c] * c for r in range(6) for c in range(7)) / w.sum()
+                      - np.mean([p[1] for p in pts]))
+    got = centroid_offsets(samples)
+    assert got["pairs"] == len(dy)
+    assert got["offset_y"] == pytest.approx(np.mean(dy)) and got["offset_x"] == pytest.approx(
+        np.mean(dx))
+    assert got["offset_y_sem"] == pytest.approx(np.std(dy, ddof=1) / len(dy) ** 0.5)
+    with pytest.raises(ValueError, match="share"):
+        centroid_offsets([(cams, keys, np.zeros((5, 7), int))])

@@ -34,6 +34,8 @@ from torchvision import tv_tensors
 from .voc import IGNORE_INDEX, write_label_png, write_voc_annotation
 
 SPLITS = ("train_aug", "val")
+#: values of the ``regions`` maps: background (clutter included), object body, discriminative part
+BACKGROUND, BODY, PART = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -125,12 +127,15 @@ class SyntheticConfig:
 @dataclass
 class SyntheticSplit:
     """Arrays of one split: ``images`` ``[N, S, S, 3]`` uint8, ``masks`` ``[N, S, S]`` uint8
-    (0 background, ``c + 1`` class ``c``), ``labels`` ``[N, C]`` float32 multi-hot, ``ids``."""
+    (0 background, ``c + 1`` class ``c``), ``labels`` ``[N, C]`` float32 multi-hot, ``ids``,
+    and ``regions`` ``[N, S, S]`` uint8 (:data:`BACKGROUND`, :data:`BODY`, :data:`PART`):
+    which part of an object each pixel shows, for diagnostics only."""
 
     images: np.ndarray
     masks: np.ndarray
     labels: np.ndarray
     ids: list[str]
+    regions: np.ndarray | None = None
 
 
 def palettes(config: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -164,8 +169,10 @@ def _ellipse(yy, xx, cy, cx, ry, rx, angle):
     return (u / rx) ** 2 + (w / ry) ** 2 <= 1.0
 
 
-def render_image(config: SyntheticConfig, rng: np.random.Generator, body, part):
-    """One image: ``(image [S, S, 3] uint8, mask [S, S] uint8, classes present)``."""
+def render_image(config: SyntheticConfig, rng: np.random.Generator, body, part, *,
+                 return_regions: bool = False):
+    """One image: ``(image [S, S, 3] uint8, mask [S, S] uint8, classes present)``, and its
+    ``regions`` ``[S, S]`` uint8 map last when ``return_regions`` (draws the same numbers)."""
     size = config.image_size
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
 
@@ -194,6 +201,7 @@ def render_image(config: SyntheticConfig, rng: np.random.Generator, body, part):
         else:
             classes.append(int(rng.integers(config.num_classes)))
     mask = np.zeros((size, size), np.uint8)
+    regions = np.zeros((size, size), np.uint8)
     centres: list[tuple[float, float, float]] = []
     group_size = config.num_classes // config.body_groups
     for c in classes:
@@ -213,11 +221,13 @@ def render_image(config: SyntheticConfig, rng: np.random.Generator, body, part):
         part_mask = ((yy - py) ** 2 + (xx - px) ** 2 <= config.part_radius ** 2) & body_mask
         image[part_mask] = part[c] + rng.normal(0, config.colour_jitter / 2, 3)
         mask[body_mask] = c + 1
+        regions[body_mask] = BODY
+        regions[part_mask] = PART
 
     image = image + rng.normal(0, config.pixel_noise, image.shape)
     image = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
     present = sorted({int(v) - 1 for v in np.unique(mask) if v > 0})
-    return image, mask, present
+    return (image, mask, present, regions) if return_regions else (image, mask, present)
 
 
 def _split_offset(config: SyntheticConfig, split: str) -> int:
@@ -245,11 +255,13 @@ def generate(config: SyntheticConfig, split: str = "train_aug", seed: int = 0) -
     images = np.zeros((n, size, size, 3), np.uint8)
     masks = np.zeros((n, size, size), np.uint8)
     labels = np.zeros((n, config.num_classes), np.float32)
+    regions = np.zeros((n, size, size), np.uint8)
     for i, child in enumerate(children):
-        image, mask, present = render_image(config, np.random.default_rng(child), body, part)
+        image, mask, present, regions[i] = render_image(
+            config, np.random.default_rng(child), body, part, return_regions=True)
         images[i], masks[i] = image, mask
         labels[i, present] = 1.0
-    return SyntheticSplit(images, masks, labels, ids)
+    return SyntheticSplit(images, masks, labels, ids, regions)
 
 
 class SyntheticSegmentation(Dataset):

@@ -168,25 +168,17 @@ def run_row(family: str, row: Row, seed: int, *, results: Path = RESULTS,
 
 
 def add_coverage(out: Path) -> dict | None:
-    """Write ``coverage.json`` (:func:`ppc.experiment.seed_coverage`: where the seeds are
-    right, discriminative parts against object bodies) from a run's seed files, once."""
-    from .experiment import seed_coverage
+    """``coverage.json`` of a run folder (:func:`ppc.experiment.coverage`); a row that
+    copies another row's run takes its source's."""
+    from .experiment import coverage
 
     out = Path(out)
-    path = out / "coverage.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    if (out / "same_run_as.txt").exists():  # a copy: the source's, once it has one
+    if (out / "same_run_as.txt").exists() and not (out / "coverage.json").exists():
         source = out.parents[2] / (out / "same_run_as.txt").read_text().splitlines()[0]
-        if (source / "coverage.json").exists():
-            shutil.copy2(source / "coverage.json", path)
-            return json.loads(path.read_text())
-        return None
-    if not (Path(out) / "seeds" / "cams").is_dir():
-        return None  # seeds not kept (a fresh clone): nothing to measure
-    coverage = seed_coverage(out)
-    path.write_text(json.dumps(coverage, indent=1) + "\n")
-    return coverage
+        if not (source / "coverage.json").exists():
+            return None
+        shutil.copy2(source / "coverage.json", out / "coverage.json")
+    return coverage(out)
 
 
 def sweep(family: str, seeds=(0, 1, 2), *, results: Path = RESULTS, voc_root: Path = VOC_ROOT,

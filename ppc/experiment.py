@@ -162,3 +162,17 @@ def seed_coverage(run_dir: str | Path, bg_threshold: float | None = None) -> dic
     offsets = centroid_offsets((c, k, mask) for (c, k), mask in zip(cams, data.masks,
                                                                     strict=True))
     return {"bg_threshold": float(bg_threshold), **coverage, **offsets}
+
+
+def coverage(run_dir: str | Path) -> dict | None:
+    """The run's ``coverage.json`` (:func:`seed_coverage`), measured and written the first
+    time from its seed files; None where neither exists (seeds are not kept in git, the
+    small JSON is)."""
+    path = Path(run_dir) / "coverage.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    if not (Path(run_dir) / "seeds" / "cams").is_dir():
+        return None
+    result = seed_coverage(run_dir)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    return result

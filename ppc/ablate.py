@@ -3,9 +3,13 @@
 Each row of a family is a parameter set of ``notebooks/05_training.py``; every (row, seed)
 is one papermill execution whose run folder ``results/ablations/<family>/<row>/seed<k>/``
 keeps the executed notebook (``notebook.ipynb``, numbers only), ``config.json``,
-``metrics.jsonl``, ``curve.csv`` and ``summary.json`` (config, seed, versions, git SHA).
+``metrics.jsonl``, ``curve.csv``, ``summary.json`` (config, seed, versions, git SHA) and
+``coverage.json`` (where the seeds are right: discriminative parts against object bodies,
+and the CAMs' offset from their objects; :func:`ppc.experiment.seed_coverage`).
 A finished run is never recomputed, so an interrupted sweep resumes where it stopped, and
-deleting one run folder recomputes only that run.
+deleting one run folder recomputes only that run. A row whose configuration equals a
+finished run of another row (``K = 32`` is the full PPC row) copies that run and says so
+in ``same_run_as.txt``.
 
     python -m ppc.ablate components --seeds 3
     python -m ppc.ablate --list

@@ -67,3 +67,31 @@ ablate.coverage_table(frame)
 # %%
 fig = ablate.plot(frame, title=family)
 plt.show()
+
+# %% [markdown]
+# ## What these runs say (3 seeds per row)
+#
+# Read the paired differences, the per-seed signs and the spread together: with 3 seeds,
+# only a difference of the same sign in every seed, and larger than its spread, is worth
+# a sentence. Against the paper's direction (every component adds, cross-view most):
+#
+# * **Cross-view terms help on both bases**: + cross-prototype is above its base in
+#   3 of 3 seeds for SEAM (by about 1 point) and for CAM (about 3); + cross-CAM and both
+#   together are above the CAM base in 3 of 3 seeds, and mixed on SEAM. Same direction as
+#   the paper.
+# * **The intra-view term without hard pixel sampling hurts SEAM** (below the base in
+#   most seeds, by about 5 points), and prototype mining alone does not repair it. The
+#   paper reports gains; this is a finding against it on this benchmark.
+# * **Full PPC on SEAM** (the paper's method) is above SEAM in 3 of 3 seeds, by about
+#   4 points, and has the best body recall of the SEAM rows: the paper's direction.
+# * **Full PPC on the plain CAM base** is not better than CAM (1 of 3 seeds), while the
+#   cross-view rows are better in every seed (and + intra with mining in 2 of 3): on this
+#   base, the intra-view term with hard pixel sampling undoes what the cross-view terms
+#   gain. The CAM rows' paired differences range over up to 19 points between seeds, so
+#   this needs more seeds before it is more than a hint.
+#
+# In the coverage table, part recall is never clearly above body recall, in any row: the
+# benchmark's CAMs do not single out the discriminative part (chapter 1), so "spreading
+# from the part to the body" cannot be seen here as such. The CAMs of the SEAM base sit
+# about 5 pixels above their objects; several PPC rows bring them closer.
+

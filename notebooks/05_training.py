@@ -60,6 +60,10 @@ from ppc.infer import sample_cams, seeds_at
 from ppc.plotting import plot_curves, show_samples
 from ppc.train import build_dataset, load_trained, resolve_device
 
+if dataset not in ("synthetic", "voc"):
+    raise ValueError(f"dataset must be 'synthetic' or 'voc', got {dataset!r}")
+if preset not in ("synthetic", "voc-resnet38"):
+    raise ValueError(f"preset must be 'synthetic' or 'voc-resnet38', got {preset!r}")
 if dataset == "voc" and not (voc_root and (Path(voc_root) / "JPEGImages").is_dir()):
     raise ValueError(f"voc_root {voc_root!r} is not a VOC2012 folder (no JPEGImages/): set "
                      "voc_root to .../VOCdevkit/VOC2012")

@@ -55,15 +55,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from ppc.data import VOCSegmentation, write_voc
-from ppc.experiment import run, training_config
+from ppc.experiment import check_training_parameters, run, training_config
 from ppc.infer import sample_cams, seeds_at
 from ppc.plotting import plot_curves, show_samples
 from ppc.train import build_dataset, load_trained, resolve_device
 
-if dataset not in ("synthetic", "voc"):
-    raise ValueError(f"dataset must be 'synthetic' or 'voc', got {dataset!r}")
-if preset not in ("synthetic", "voc-resnet38"):
-    raise ValueError(f"preset must be 'synthetic' or 'voc-resnet38', got {preset!r}")
+check_training_parameters(dataset, preset)
 if dataset == "voc" and not (voc_root and (Path(voc_root) / "JPEGImages").is_dir()):
     raise ValueError(f"voc_root {voc_root!r} is not a VOC2012 folder (no JPEGImages/): set "
                      "voc_root to .../VOCdevkit/VOC2012")

@@ -149,6 +149,7 @@ def run_row(family: str, row: Row, seed: int, *, results: Path = RESULTS,
     out = run_dir(family, row, seed, results)
     summary_path = out / "summary.json"
     if summary_path.exists() and (out / "notebook.ipynb").exists():
+        add_coverage(out)  # runs stored before coverage.json existed
         return json.loads(summary_path.read_text())
     out.mkdir(parents=True, exist_ok=True)
     parameters = {"dataset": "synthetic", "voc_root": str(voc_root), "seed": seed,
@@ -196,7 +197,6 @@ def sweep(family: str, seeds=(0, 1, 2), *, results: Path = RESULTS, voc_root: Pa
             done = (run_dir(family, row, seed, results) / "notebook.ipynb").exists()
             summary = run_row(family, row, seed, results=results, voc_root=voc_root,
                               base_parameters=base_parameters)
-            add_coverage(run_dir(family, row, seed, results))  # runs stored before it
             if log:
                 how = "stored" if done else f"{time.perf_counter() - started:.0f} s"
                 log(f"{family} | {row.name} | seed {seed}: mIoU "
@@ -238,6 +238,15 @@ def collect(family: str, *, results: Path = RESULTS, rows: list[Row] | None = No
                                           *COVERAGE])
 
 
+def _mean_std(values: list[float], sign: str = "") -> str:
+    """``"mean ± std"`` with one decimal (std NaN for one value), ``"n/a"`` for none;
+    ``sign="+"`` writes the mean's sign."""
+    if not values:
+        return "n/a"
+    std = statistics.stdev(values) if len(values) > 1 else float("nan")
+    return f"{statistics.mean(values):{sign}.1f} ± {std:.1f}"
+
+
 def coverage_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std over seeds of the seed coverage (%) per row: recall on discriminative
     parts and on object bodies, precision, background pixels marked foreground; and how
@@ -250,9 +259,7 @@ def coverage_table(frame: pd.DataFrame) -> pd.DataFrame:
         line = {"row": row}
         for key, name in names.items():
             scale = 1 if key.startswith("offset") else 100
-            values = (scale * group[key].dropna()).tolist()
-            std = statistics.stdev(values) if len(values) > 1 else float("nan")
-            line[name] = f"{statistics.mean(values):.1f} ± {std:.1f}" if values else "n/a"
+            line[name] = _mean_std((scale * group[key].dropna()).tolist())
         out.append(line)
     return pd.DataFrame(out)
 
@@ -262,9 +269,8 @@ def table(frame: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (_, row), group in frame.groupby(["order", "row"], sort=True):
         values = group["miou"].tolist()
-        std = statistics.stdev(values) if len(values) > 1 else float("nan")
-        out.append({"row": row, "ours: mIoU (synthetic train)": f"{statistics.mean(values):.1f}"
-                    f" ± {std:.1f}", "seeds": len(values),
+        out.append({"row": row, "ours: mIoU (synthetic train)": _mean_std(values),
+                    "seeds": len(values),
                     "paper: VOC train seeds": group["paper"].iloc[0]})
     return pd.DataFrame(out)
 
@@ -286,10 +292,8 @@ def paired_table(frame: pd.DataFrame, reference) -> pd.DataFrame:
             continue
         diff = (by_row[row] - by_row[base]).dropna()
         values = diff.tolist()
-        std = statistics.stdev(values) if len(values) > 1 else float("nan")
         out.append({"row": row, "against": base,
-                    "mIoU difference (points)": f"{statistics.mean(values):+.1f} ± {std:.1f}"
-                    if values else "n/a",
+                    "mIoU difference (points)": _mean_std(values, sign="+"),
                     "per seed": ", ".join(f"{v:+.1f}" for v in values),
                     "better in": f"{sum(v > 0 for v in values)} of {len(values)} seeds"})
     return pd.DataFrame(out, columns=["row", "against", "mIoU difference (points)",

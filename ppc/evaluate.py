@@ -543,10 +543,6 @@ __all__ = [
 # --------------------------------------------------------------------------- seed coverage
 
 
-#: regions of :func:`region_coverage` (the synthetic benchmark's ``regions`` maps)
-REGION_NAMES = ("background", "body", "part")
-
-
 def region_coverage(samples: Iterable) -> dict:
     """Where seeds are right, by region of the objects (synthetic benchmark diagnostics).
 
@@ -558,6 +554,8 @@ def region_coverage(samples: Iterable) -> dict:
     any class), ``precision`` (foreground-labelled pixels whose class is right) and
     ``recall`` (object pixels labelled right), plus the pixel counts behind them.
     """
+    from .data.synthetic import BACKGROUND, BODY, PART
+
     counts = torch.zeros(6, dtype=torch.long)  # part ok/all, body ok/all, bg fp/all
     fg_predicted = fg_right = 0
     for index, (prediction, mask, regions) in enumerate(samples):
@@ -569,11 +567,11 @@ def region_coverage(samples: Iterable) -> dict:
                              f"{tuple(mask.shape)} and regions {tuple(regions.shape)} must "
                              "have the same [H, W] shape")
         right = prediction == mask
-        for slot, region in ((0, 2), (2, 1)):
+        for slot, region in ((0, PART), (2, BODY)):
             inside = regions == region
             counts[slot] += (right & inside).sum()
             counts[slot + 1] += inside.sum()
-        background = regions == 0
+        background = regions == BACKGROUND
         counts[4] += ((prediction > 0) & background).sum()
         counts[5] += background.sum()
         fg_predicted += int((prediction > 0).sum())

@@ -19,7 +19,14 @@ import numpy as np
 import torch
 
 from .config import RunConfig
-from .evaluate import evaluate_cam_dir, load_cam_npz, per_image_report
+from .evaluate import (
+    cams_to_prediction,
+    centroid_offsets,
+    evaluate_cam_dir,
+    load_cam_npz,
+    per_image_report,
+    region_coverage,
+)
 from .infer import infer
 from .train import build_dataset, load_trained, resolve_device, train
 
@@ -50,6 +57,15 @@ def evaluate_run(config: RunConfig, out: Path) -> dict:
             "skipped": int(curve.skipped)}
 
 
+def check_training_parameters(dataset: str, preset: str) -> None:
+    """The training notebook's choices of ``dataset`` and ``preset``, or a ``ValueError``
+    naming the allowed values (the notebook calls it first, to stop before any work)."""
+    if dataset not in ("synthetic", "voc"):
+        raise ValueError(f"dataset must be 'synthetic' or 'voc', got {dataset!r}")
+    if preset not in ("synthetic", "voc-resnet38"):
+        raise ValueError(f"preset must be 'synthetic' or 'voc-resnet38', got {preset!r}")
+
+
 def training_config(dataset: str = "synthetic", voc_root: str | Path = "results/synthetic_voc",
                     preset: str = "synthetic", base: str = "seam", backbone: str | None = None,
                     weights: str | None = None, use_ppc: bool = True,
@@ -60,10 +76,7 @@ def training_config(dataset: str = "synthetic", voc_root: str | Path = "results/
     preset, read from the VOC-layout folder ``voc_root``, with the named fields and the
     flat ``extra`` fields (``{"ppc__top_k": 16}``) changed. ``epochs`` is applied by the
     notebook, which knows the split's size."""
-    if dataset not in ("synthetic", "voc"):
-        raise ValueError(f"dataset must be 'synthetic' or 'voc', got {dataset!r}")
-    if preset not in ("synthetic", "voc-resnet38"):
-        raise ValueError(f"preset must be 'synthetic' or 'voc-resnet38', got {preset!r}")
+    check_training_parameters(dataset, preset)
     changes = dict(dataset="voc", data_root=str(voc_root), base=base, use_ppc=use_ppc,
                    seed=seed, device=device, out_dir=str(out_dir))
     for name, value in (("backbone", backbone), ("weights", weights),
@@ -132,7 +145,6 @@ def seed_coverage(run_dir: str | Path, bg_threshold: float | None = None) -> dic
     seeds cover the discriminative parts and miss the bodies (the failure WSSS methods
     address), and whether the CAMs sit on their objects at all."""
     from .data.synthetic import generate
-    from .evaluate import cams_to_prediction, centroid_offsets, region_coverage
 
     run_dir = Path(run_dir)
     summary_path = run_dir / "summary.json"

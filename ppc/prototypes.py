@@ -18,6 +18,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._keys import order_preserving_int
 from ._checks import (
     require_finite,
     require_floating,
@@ -80,12 +81,6 @@ def class_confidence(
     return confidence
 
 
-def _order_preserving_int(values: Tensor) -> Tensor:
-    """float32 -> int64 with the same order (``-0.0`` and ``+0.0`` equal)."""
-    bits = (values.float() + 0.0).view(torch.int32)
-    return torch.where(bits >= 0, bits, bits ^ 0x7FFFFFFF).long()
-
-
 def stable_top_k(values: Tensor, k: int, indices: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Top-``k`` of ``values`` ``[P, M]`` (float32 order) along the last dimension; ties go to
     the lower index.
@@ -100,7 +95,7 @@ def stable_top_k(values: Tensor, k: int, indices: Tensor | None = None) -> tuple
     if indices is None:
         indices = torch.arange(values.shape[-1], device=values.device).expand_as(values)
     low = torch.where(indices >= 0, 0xFFFFFFFF - indices, torch.zeros_like(indices))
-    keys = (_order_preserving_int(values) << 32) | low
+    keys = (order_preserving_int(values) << 32) | low
     order = torch.topk(keys, k, dim=-1).indices
     return values.gather(-1, order), order
 

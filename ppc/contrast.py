@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._keys import order_preserving_int
 from ._checks import (
     require_finite,
     require_floating,
@@ -20,6 +19,7 @@ from ._checks import (
     require_match,
     require_tensor,
 )
+from ._keys import order_preserving_int
 
 EMB_DOC = "[N, D, H, W]"
 PIXEL_LABELS_DOC = "[N, H, W]"

@@ -18,7 +18,6 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._keys import order_preserving_int
 from ._checks import (
     require_finite,
     require_floating,
@@ -26,6 +25,7 @@ from ._checks import (
     require_range,
     require_tensor,
 )
+from ._keys import order_preserving_int
 from .cams import background_confidence, check_cams_and_labels
 
 EMB_DOC = "[N, D, H, W]"
@@ -92,9 +92,10 @@ def stable_top_k(values: Tensor, k: int, indices: Tensor | None = None) -> tuple
     index of -1 marks padding, which loses every tie. Returns values and positions along
     the last dimension (not ``indices``) ``[P, k]``.
     """
-    if indices is None:
-        indices = torch.arange(values.shape[-1], device=values.device).expand_as(values)
-    low = torch.where(indices >= 0, 0xFFFFFFFF - indices, torch.zeros_like(indices))
+    if indices is None:  # positions 0..M-1, no padding
+        low = 0xFFFFFFFF - torch.arange(values.shape[-1], device=values.device)
+    else:
+        low = torch.where(indices >= 0, 0xFFFFFFFF - indices, torch.zeros_like(indices))
     keys = (order_preserving_int(values) << 32) | low
     order = torch.topk(keys, k, dim=-1).indices
     return values.gather(-1, order), order

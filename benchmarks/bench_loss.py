@@ -19,8 +19,8 @@ background), D=128 embedding channels, at 16x16 maps ("paper scale", K=32 pixels
 prototype) and at 56x56 maps (K=392); K is ``h*w//8`` in both implementations. The two
 are measured interleaved within one run (a loop pass, then vectorised passes, in every
 round) after warm-up passes; the median of each implementation's timed passes is
-reported, with the speed-up ``loop / vectorised``. On CUDA every timed region is bracketed by
-``torch.cuda.synchronize()``.
+reported, with the speed-up ``loop / vectorised`` (and ``loop / compiled``). On CUDA
+every timed region is bracketed by ``torch.cuda.synchronize()``.
 
 The script also prints both losses on the same inputs as a sanity check. They are of
 similar magnitude but not equal: the random pixel draws differ, and the official code
@@ -297,19 +297,20 @@ def benchmark(size: int, device: torch.device, repeats: int, warmup: int,
                 times[name].append(timed_pass(fn, inputs, device))
 
     random.seed(0)
+    result = {"loop_ms": 1e3 * statistics.median(loop_times), "loop_n": len(loop_times)}
     with torch.no_grad():
-        loop_values = {k: float(v) for k, v in reference_ppc_loss(*inputs).items()}
-        vec_values = {k: float(v) for k, v in vectorised(*inputs).items()}
-    result = {
-        "loop_ms": 1e3 * statistics.median(loop_times),
-        "loop_n": len(loop_times),
-        "loop_values": loop_values,
-        "vec_values": vec_values,
-    }
+        result["loop_values"] = {k: float(v) for k, v in reference_ppc_loss(*inputs).items()}
+        for name, fn in candidates.items():  # same draws for each: reseeded
+            generator.manual_seed(0)
+            result[f"{name}_values"] = {k: float(v) for k, v in fn(*inputs).items()}
     for name, values in times.items():
         result[f"{name}_ms"] = 1e3 * statistics.median(values)
         result[f"{name}_n"] = len(values)
     return result
+
+
+def speed_up(slow_ms: float, fast_ms: float) -> str:
+    return f"{slow_ms / fast_ms:>7.1f}x" if fast_ms > 0 else f"{'inf':>7}x"
 
 
 def sync_debug_check(size: int, device: torch.device) -> str:
@@ -380,7 +381,8 @@ def main(argv=None) -> None:
         print(f"device {device.type}: {device_name(device)}")
     print(f"CPU threads: {torch.get_num_threads()}")
     print(f"N={BATCH}, C={NUM_CLASSES} (+1 background), D={EMBED_DIM}, K=h*w//8, tau={TAU}; "
-          f"forward + backward, median of the timed passes, warm-up passes: {args.warmup}")
+          f"forward + backward, median of the timed passes, warm-up passes: {args.warmup}"
+          + (f" ({max(args.warmup, 2)} compiled, compiling included)" if args.compile else ""))
     print()
 
     rows = []
@@ -402,9 +404,9 @@ def main(argv=None) -> None:
     print("-" * len(header))
     for size, device, r in rows:
         line = (f"{f'{size}x{size}':>7}  {device.type:<6}  {r['loop_ms']:>10.2f}  "
-                f"{r['vec_ms']:>13.2f}  {r['loop_ms'] / r['vec_ms']:>7.1f}x")
+                f"{r['vec_ms']:>13.2f}  {speed_up(r['loop_ms'], r['vec_ms'])}")
         if compiled:
-            line += f"  {r['compiled_ms']:>11.2f}  {r['loop_ms'] / r['compiled_ms']:>7.1f}x"
+            line += f"  {r['compiled_ms']:>11.2f}  {speed_up(r['loop_ms'], r['compiled_ms'])}"
         passes = f"{r['loop_n']}/{r['vec_n']}"
         print(f"{line}  {passes:>17}")
     print()
@@ -414,7 +416,10 @@ def main(argv=None) -> None:
     print(f"{'map':>7}  {'device':<6}  {'impl':<10}  {'total':>8}  {'cross_proto':>11}  "
           f"{'cross_cam':>9}  {'intra':>8}")
     for size, device, r in rows:
-        for name, values in (("loop", r["loop_values"]), ("vectorised", r["vec_values"])):
+        impls = [("loop", r["loop_values"]), ("vectorised", r["vec_values"])]
+        if compiled:
+            impls.append(("compiled", r["compiled_values"]))
+        for name, values in impls:
             print(f"{f'{size}x{size}':>7}  {device.type:<6}  {name:<10}  {values['total']:>8.4f}  "
                   f"{values['cross_prototype']:>11.4f}  {values['cross_cam']:>9.4f}  "
                   f"{values['intra']:>8.4f}")

@@ -8,8 +8,11 @@ Embeddings are L2-normalised per pixel inside; logits are computed in at least f
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from ._checks import (
     require_finite,
@@ -72,34 +75,46 @@ def flatten_labels(
     return targets, keep
 
 
+def _full_precision(device: torch.device):
+    """Autocast off (where the device has it) for a block that must stay float32."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
 class _LogitMaps(torch.autograd.Function):
     """``(f_i . p_c) / (|f_i| tau)`` on ``flat`` ``[N, D, HW]`` with a hand-written backward:
     ``d/df_i = (s_i / tau) P^T g_i - s_i^2 f_i (logits_i . g_i)`` with ``s_i = 1 / |f_i|``
     (one matmul and two passes over the embeddings, where autograd's chain through the
-    norm takes several)."""
+    norm takes several). Where ``|f_i| < 1e-12`` the scale is a constant (as in
+    ``F.normalize``) and the second term drops out."""
 
     @staticmethod
     def forward(ctx, flat: Tensor, prototypes: Tensor, tau: float) -> Tensor:
         # 1 / max(|f_i|, 1e-12) as F.normalize; a sum of squares reduces over D much
         # faster than torch.norm on this strided layout
-        scale = (flat * flat).sum(dim=1).clamp_min(1e-24).rsqrt()  # [N, HW]
+        squares = (flat * flat).sum(dim=1)  # [N, HW]
+        scale = squares.clamp_min(1e-24).rsqrt()
         logits = torch.matmul(prototypes, flat) * (scale / tau)[:, None]  # [N, P, HW]
-        ctx.save_for_backward(flat, prototypes, scale, logits)
+        ctx.save_for_backward(flat, prototypes, scale, squares > 1e-24, logits)
         ctx.tau = tau
         return logits
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: Tensor):
-        flat, prototypes, scale, logits = ctx.saved_tensors
-        grad_scaled = grad * (scale / ctx.tau)[:, None]  # [N, P, HW]
+        flat, prototypes, scale, unclamped, logits = ctx.saved_tensors
         grad_flat = grad_protos = None
-        if ctx.needs_input_grad[0]:
-            radial = (logits * grad).sum(dim=1, keepdim=True) * (scale * scale)[:, None]
-            n = flat.shape[0]
-            grad_flat = torch.bmm(prototypes.t().expand(n, -1, -1).contiguous(), grad_scaled)
-            grad_flat -= flat * radial
-        if ctx.needs_input_grad[1]:
-            grad_protos = torch.einsum("nph,ndh->pd", grad_scaled, flat)
+        with _full_precision(grad.device):
+            grad_scaled = grad * (scale / ctx.tau)[:, None]  # [N, P, HW]
+            if ctx.needs_input_grad[0]:
+                radial = (logits * grad).sum(dim=1) * torch.where(unclamped, scale * scale, 0.0)
+                n = flat.shape[0]
+                grad_flat = torch.bmm(prototypes.t().expand(n, -1, -1).contiguous(),
+                                      grad_scaled)
+                grad_flat -= flat * radial[:, None]
+            if ctx.needs_input_grad[1]:
+                grad_protos = torch.einsum("nph,ndh->pd", grad_scaled, flat)
         return grad_flat, grad_protos, None
 
 
@@ -111,12 +126,12 @@ def logit_maps(embeddings: Tensor, prototypes: Tensor, tau: float) -> Tensor:
     embedding tensor is neither copied nor normalised element by element, and the class
     dimension stays dimension 1, where reductions over it (log-sum-exp, gather) run along
     contiguous pixels. In at least float32, also under autocast (which would run the
-    matmul in bfloat16 and perturb the rankings of prototype mining).
+    matmul in bfloat16 and perturb the rankings of prototype mining). Differentiable once.
     """
     n, d = embeddings.shape[:2]
     dtype = torch.promote_types(embeddings.dtype, torch.float32)
     flat = embeddings.to(dtype).reshape(n, d, -1)  # [N, D, HW], a view
-    with torch.autocast(flat.device.type, enabled=False):
+    with _full_precision(flat.device):
         return _LogitMaps.apply(flat, prototypes.to(dtype), tau)
 
 
@@ -235,10 +250,11 @@ def rank_within_class(values: Tensor, classes: Tensor, num_classes: int) -> Tens
     ``values`` ``[M]`` or ``[R, M]`` (R independent rankings, done together), ``classes``
     ``[M]`` int in ``[0, num_classes)`` -> int64 ranks of the same shape as ``values``; ties
     go to the lower position. One stable sort of (class, value) packed into an int64 key
-    (two stable sorts for float64 values), no loop over classes.
+    for float32 and narrower floats (classes below 2**31), two stable sorts otherwise;
+    no loop over classes.
     """
     rows = values if values.dim() == 2 else values[None]
-    if rows.element_size() <= 4:
+    if rows.is_floating_point() and rows.element_size() <= 4:
         keys = (classes.long() << 32) + (order_preserving_int(rows) + 2**31)
         order = torch.argsort(keys, dim=1, stable=True)
     else:

@@ -1,14 +1,25 @@
 """The benchmark scripts still run (tiny sizes; their numbers are not checked here)."""
 
+import random
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_loss  # noqa: E402
 import bench_train_step  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _restore_global_state():
+    # the scripts set torch's thread count and seed Python's random module
+    threads, state = torch.get_num_threads(), random.getstate()
+    yield
+    torch.set_num_threads(threads)
+    random.setstate(state)
 
 
 def test_bench_loss_prints_a_speed_up_per_map_size(capsys):

@@ -167,6 +167,34 @@ def test_logit_maps_gradients_to_embeddings_and_prototypes():
         torch.testing.assert_close(a, b)
 
 
+def test_logit_maps_gradient_at_tiny_and_zero_embeddings():
+    # below |f| = 1e-12 the scale is clamped (a constant), as in F.normalize
+    emb, _, protos = _setup(8, n=1, d=4, h=1, w=3, num_protos=5)
+    emb = emb.detach().clone()
+    emb[0, :, 0, 0] = torch.tensor([0.5e-12, -0.2e-12, 0.1e-12, 0.3e-12], dtype=emb.dtype)
+    emb[0, :, 0, 1] = 0.0
+    emb.requires_grad_(True)
+    weights = torch.randn(1, 5, 3, dtype=torch.float64)
+    (got,) = torch.autograd.grad((ppc.contrast.logit_maps(emb, protos, 0.1) * weights).sum(), emb)
+    plain = torch.einsum("pd,ndhw->nphw", protos, F.normalize(emb, dim=1)) / 0.1
+    (want,) = torch.autograd.grad((plain.reshape(1, 5, 3) * weights).sum(), emb)
+    torch.testing.assert_close(got, want)
+
+
+def test_logit_maps_refuse_a_second_derivative():
+    emb, _, protos = _setup(9, n=1, d=3, h=2, w=2, num_protos=4)
+    (grad,) = torch.autograd.grad(ppc.contrast.logit_maps(emb, protos, 0.1).sum(), emb,
+                                  create_graph=True)
+    # no (wrong) second-order graph: asking for one is an error
+    with pytest.raises(RuntimeError, match="does not require grad|once_differentiable"):
+        torch.autograd.grad(grad.sum(), emb)
+
+
+def test_logit_maps_on_the_meta_device():
+    emb = torch.empty(2, 8, 3, 3, device="meta")
+    assert ppc.contrast.logit_maps(emb, torch.empty(5, 8, device="meta"), 0.1).shape == (2, 5, 9)
+
+
 def test_logits_stay_float32_under_autocast():
     emb, _, protos = _setup(7)
     emb, protos = emb.detach().float(), protos.float()
@@ -185,6 +213,9 @@ def test_rank_within_class_packed_keys_match_two_sorts():
     got = ppc.contrast.rank_within_class(values, classes, 4)
     want = ppc.contrast.rank_within_class(values.double(), classes, 4)
     assert torch.equal(got, want)
+    big = torch.tensor([16777217, 16777216, 3], dtype=torch.int32)  # not exact as float32
+    assert ppc.contrast.rank_within_class(big, torch.zeros(3, dtype=torch.long), 1).tolist() \
+        == [2, 1, 0]
     for r in range(2):  # loop: rank = earlier-or-smaller values of the same class
         for i in range(50):
             same = [j for j in range(50) if classes[j] == classes[i]]

@@ -10,15 +10,17 @@ projections of both views) of
   21 classes for the prototypes and for hard pixel sampling, a per-pixel
   ``random.sample`` in semi-hard prototype mining, ``np.unique`` on the pseudo labels
   (a host-device copy on a GPU), boolean-mask indexing, and ``exp`` / ratio losses;
-* ``vectorised``: ``ppc.PixelToPrototypeContrast(ppc.PPCConfig(validate=False))``.
+* ``vectorised``: ``ppc.PixelToPrototypeContrast(ppc.PPCConfig(validate=False))``;
+* ``compiled`` (with ``--compile``): the same module through ``torch.compile``, timed
+  after its first passes (which compile it).
 
 Both run on identical random inputs: N=8 images, C=20 foreground classes (21 with the
 background), D=128 embedding channels, at 16x16 maps ("paper scale", K=32 pixels per
 prototype) and at 56x56 maps (K=392); K is ``h*w//8`` in both implementations. The two
 are measured interleaved within one run (a loop pass, then vectorised passes, in every
 round) after warm-up passes; the median of each implementation's timed passes is
-reported, with the speed-up ``loop / vectorised``. On CUDA every timed region is bracketed by
-``torch.cuda.synchronize()``.
+reported, with the speed-up ``loop / vectorised`` (and ``loop / compiled``). On CUDA
+every timed region is bracketed by ``torch.cuda.synchronize()``.
 
 The script also prints both losses on the same inputs as a sanity check. They are of
 similar magnitude but not equal: the random pixel draws differ, and the official code
@@ -36,6 +38,7 @@ From the repository root::
     .venv/bin/python benchmarks/bench_loss.py
     .venv/bin/python benchmarks/bench_loss.py --device cpu --threads 2 --sizes 16
     .venv/bin/python benchmarks/bench_loss.py --device cuda --repeats 20
+    .venv/bin/python benchmarks/bench_loss.py --compile --sizes 16
 
 ``--repeats`` is the number of vectorised passes timed per configuration; the loop
 reference is timed in as many rounds, except at maps larger than 32x32 where it is timed
@@ -46,7 +49,6 @@ With the defaults the whole run takes well under a minute on an idle 2-core CPU.
 from __future__ import annotations
 
 import argparse
-import math
 import platform
 import random
 import statistics
@@ -259,8 +261,9 @@ def timed_pass(fn, inputs: tuple[Tensor, ...], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def benchmark(size: int, device: torch.device, repeats: int, warmup: int) -> dict:
-    """Interleaved timings (medians, ms) of both implementations and their loss values."""
+def benchmark(size: int, device: torch.device, repeats: int, warmup: int,
+              compile_loss: bool = False) -> dict:
+    """Interleaved timings (medians, ms) of the implementations and their loss values."""
     inputs = make_inputs(size, device)
     module = ppc.PixelToPrototypeContrast(ppc.PPCConfig(top_k=size * size // 8, validate=False))
     generator = torch.Generator(device=device).manual_seed(0)
@@ -268,32 +271,46 @@ def benchmark(size: int, device: torch.device, repeats: int, warmup: int) -> dic
     def vectorised(*args):
         return module(*args, generator=generator)
 
+    candidates = {"vec": vectorised}
+    if compile_loss:
+        compiled_module = torch.compile(module)
+
+        def compiled(*args):
+            return compiled_module(*args, generator=generator)
+
+        candidates["compiled"] = compiled
+
     loop_rounds = repeats if size <= LARGE_MAP else max(2, repeats // 3)
     loop_warmup = warmup if size <= LARGE_MAP else 1
     for _ in range(loop_warmup):
         timed_pass(reference_ppc_loss, inputs, device)
-    for _ in range(warmup):
-        timed_pass(vectorised, inputs, device)
+    for fn in candidates.values():  # the first compiled passes compile
+        for _ in range(max(warmup, 2 if fn is not vectorised else 0)):
+            timed_pass(fn, inputs, device)
 
-    loop_times, vec_times = [], []
+    loop_times, times = [], {name: [] for name in candidates}
     for r in range(loop_rounds):
         loop_times.append(timed_pass(reference_ppc_loss, inputs, device))
-        # Spread the vectorised passes evenly over the rounds.
+        # Spread the other passes evenly over the rounds.
         for _ in range((r + 1) * repeats // loop_rounds - r * repeats // loop_rounds):
-            vec_times.append(timed_pass(vectorised, inputs, device))
+            for name, fn in candidates.items():
+                times[name].append(timed_pass(fn, inputs, device))
 
     random.seed(0)
+    result = {"loop_ms": 1e3 * statistics.median(loop_times), "loop_n": len(loop_times)}
     with torch.no_grad():
-        loop_values = {k: float(v) for k, v in reference_ppc_loss(*inputs).items()}
-        vec_values = {k: float(v) for k, v in vectorised(*inputs).items()}
-    return {
-        "loop_ms": 1e3 * statistics.median(loop_times),
-        "vec_ms": 1e3 * statistics.median(vec_times),
-        "loop_n": len(loop_times),
-        "vec_n": len(vec_times),
-        "loop_values": loop_values,
-        "vec_values": vec_values,
-    }
+        result["loop_values"] = {k: float(v) for k, v in reference_ppc_loss(*inputs).items()}
+        for name, fn in candidates.items():  # same draws for each: reseeded
+            generator.manual_seed(0)
+            result[f"{name}_values"] = {k: float(v) for k, v in fn(*inputs).items()}
+    for name, values in times.items():
+        result[f"{name}_ms"] = 1e3 * statistics.median(values)
+        result[f"{name}_n"] = len(values)
+    return result
+
+
+def speed_up(slow_ms: float, fast_ms: float) -> str:
+    return f"{slow_ms / fast_ms:>7.1f}x" if fast_ms > 0 else f"{'inf':>7}x"
 
 
 def sync_debug_check(size: int, device: torch.device) -> str:
@@ -332,6 +349,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="timed vectorised passes per configuration; the loop reference "
                              "gets as many rounds, or max(2, repeats // 3) at maps above "
                              f"{LARGE_MAP}x{LARGE_MAP} (default: %(default)s)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time torch.compile(PixelToPrototypeContrast) (compiling "
+                             "takes a minute or more on a CPU)")
     parser.add_argument("--warmup", type=int, default=2,
                         help="untimed passes per implementation first (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -361,27 +381,34 @@ def main(argv=None) -> None:
         print(f"device {device.type}: {device_name(device)}")
     print(f"CPU threads: {torch.get_num_threads()}")
     print(f"N={BATCH}, C={NUM_CLASSES} (+1 background), D={EMBED_DIM}, K=h*w//8, tau={TAU}; "
-          f"forward + backward, median of the timed passes, warm-up passes: {args.warmup}")
+          f"forward + backward, median of the timed passes, warm-up passes: {args.warmup}"
+          + (f" ({max(args.warmup, 2)} compiled, compiling included)" if args.compile else ""))
     print()
 
     rows = []
     for device in devices:
         for size in args.sizes:
-            result = benchmark(size, device, args.repeats, args.warmup)
+            result = benchmark(size, device, args.repeats, args.warmup, args.compile)
             rows.append((size, device, result))
             print(f"  done {size}x{size} on {device.type} "
                   f"({time.perf_counter() - run_start:.1f} s elapsed)", flush=True)
     print()
 
+    compiled = args.compile
     header = (f"{'map':>7}  {'device':<6}  {'loop ms':>10}  {'vectorised ms':>13}  "
-              f"{'speed-up':>8}  {'passes (loop/vec)':>17}")
+              f"{'speed-up':>8}")
+    if compiled:
+        header += f"  {'compiled ms':>11}  {'speed-up':>8}"
+    header += f"  {'passes (loop/vec)':>17}"
     print(header)
     print("-" * len(header))
     for size, device, r in rows:
-        ratio = r["loop_ms"] / r["vec_ms"] if r["vec_ms"] > 0 else math.inf
+        line = (f"{f'{size}x{size}':>7}  {device.type:<6}  {r['loop_ms']:>10.2f}  "
+                f"{r['vec_ms']:>13.2f}  {speed_up(r['loop_ms'], r['vec_ms'])}")
+        if compiled:
+            line += f"  {r['compiled_ms']:>11.2f}  {speed_up(r['loop_ms'], r['compiled_ms'])}"
         passes = f"{r['loop_n']}/{r['vec_n']}"
-        print(f"{f'{size}x{size}':>7}  {device.type:<6}  {r['loop_ms']:>10.2f}  "
-              f"{r['vec_ms']:>13.2f}  {ratio:>7.1f}x  {passes:>17}")
+        print(f"{line}  {passes:>17}")
     print()
 
     print("Sanity check, same inputs (not bit-identical: random draws and the background")
@@ -389,7 +416,10 @@ def main(argv=None) -> None:
     print(f"{'map':>7}  {'device':<6}  {'impl':<10}  {'total':>8}  {'cross_proto':>11}  "
           f"{'cross_cam':>9}  {'intra':>8}")
     for size, device, r in rows:
-        for name, values in (("loop", r["loop_values"]), ("vectorised", r["vec_values"])):
+        impls = [("loop", r["loop_values"]), ("vectorised", r["vec_values"])]
+        if compiled:
+            impls.append(("compiled", r["compiled_values"]))
+        for name, values in impls:
             print(f"{f'{size}x{size}':>7}  {device.type:<6}  {name:<10}  {values['total']:>8.4f}  "
                   f"{values['cross_prototype']:>11.4f}  {values['cross_cam']:>9.4f}  "
                   f"{values['intra']:>8.4f}")

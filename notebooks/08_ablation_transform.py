@@ -17,6 +17,12 @@
 # flip, a 90-degree rotation, and their combinations with the rescaling (SEAM base, full
 # PPC).
 #
+# The rows "flip" and "rotate 90" keep the target at full size (scale 1.0), so two things
+# change at once: the transformation, and the resolution of the contrast (both views'
+# maps at 16x16 instead of 8x8: four times the pixels for the same K = 32, and a target
+# view with the detail of the source). The rows "scale 0.5 + flip" and "scale 0.5 +
+# rotate 90" change only the transformation; compare those with "scale 0.5".
+#
 # Every row is 3 or more runs of the training notebook (`python -m ppc.ablate transform`),
 # stored in `results/ablations/transform/`; this page only reads them. Our numbers are
 # best-threshold seed mIoUs on the **synthetic** benchmark's train split (small network,
@@ -38,10 +44,7 @@ ablate.table(frame)
 # %% [markdown]
 # ## Paired differences
 #
-# Seeds move the mIoU of every row by several points (the data order, the augmentation
-# draws and the initialisation all come from the seed), but runs with the same seed share
-# them. The difference to SEAM without PPC (the first row, from the components runs), seed
-# by seed, removes most of that noise: it is the number to read for "does this help here".
+# Each row against SEAM without PPC, seed by seed (why: {doc}`06_ablation_components`).
 
 # %%
 ablate.paired_table(frame, "seam: base")
@@ -49,14 +52,8 @@ ablate.paired_table(frame, "seam: base")
 # %% [markdown]
 # ## Where the seeds change
 #
-# The synthetic benchmark knows which object pixels are the small discriminative *part*
-# and which the larger *body* (`ppc.data.synthetic`, `regions`). For each run,
-# `coverage.json` holds, at its best background threshold: the share of part and of body
-# pixels labelled with their class, the precision of the foreground labels, and the share
-# of background pixels marked as some class (`ppc.experiment.seed_coverage`). PPC's claim
-# is that the seeds spread from the discriminative parts over the whole object: body
-# recall should rise without the background being marked. Runs whose seed files were not
-# kept show n/a.
+# Part and body recall, precision, background marked and the CAMs' offset from their
+# objects, per row ({doc}`06_ablation_components` explains the columns).
 
 # %%
 ablate.coverage_table(frame)

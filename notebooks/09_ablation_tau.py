@@ -37,10 +37,7 @@ ablate.table(frame)
 # %% [markdown]
 # ## Paired differences
 #
-# Seeds move the mIoU of every row by several points (the data order, the augmentation
-# draws and the initialisation all come from the seed), but runs with the same seed share
-# them. The difference to SEAM without PPC (the first row, from the components runs), seed
-# by seed, removes most of that noise: it is the number to read for "does this help here".
+# Each row against SEAM without PPC, seed by seed (why: {doc}`06_ablation_components`).
 
 # %%
 ablate.paired_table(frame, "seam: base")
@@ -48,14 +45,8 @@ ablate.paired_table(frame, "seam: base")
 # %% [markdown]
 # ## Where the seeds change
 #
-# The synthetic benchmark knows which object pixels are the small discriminative *part*
-# and which the larger *body* (`ppc.data.synthetic`, `regions`). For each run,
-# `coverage.json` holds, at its best background threshold: the share of part and of body
-# pixels labelled with their class, the precision of the foreground labels, and the share
-# of background pixels marked as some class (`ppc.experiment.seed_coverage`). PPC's claim
-# is that the seeds spread from the discriminative parts over the whole object: body
-# recall should rise without the background being marked. Runs whose seed files were not
-# kept show n/a.
+# Part and body recall, precision, background marked and the CAMs' offset from their
+# objects, per row ({doc}`06_ablation_components` explains the columns).
 
 # %%
 ablate.coverage_table(frame)

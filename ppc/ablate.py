@@ -79,7 +79,8 @@ FAMILIES: dict[str, list[Row]] = {
                   "61.5 (K = 32)" if k == 32 else "not available")
               for k in (8, 16, 32, 64, 128)],
     "transform": [
-        Row(name, {"base": "seam", "extra": {f"view__{k}": v for k, v in view.items()}})
+        Row(name, {"base": "seam", "extra": {f"view__{k}": v for k, v in view.items()}},
+            "61.5 (rescaling to 128x128)" if name == "scale 0.5" else "not available")
         for name, view in (
             ("scale 0.5", {"scale": 0.5}),
             ("flip", {"scale": 1.0, "flip": True}),
@@ -92,8 +93,9 @@ FAMILIES: dict[str, list[Row]] = {
     "tau": [Row(f"tau = {t}", {"base": "seam", "extra": _ppc(tau=t)},
                 "61.5 (tau = 0.1)" if t == 0.1 else "not available")
             for t in (0.05, 0.1, 0.2, 0.5)],
-    "bg_threshold": [Row(f"pseudo-label background = {b}", {"base": "seam",
-                                                              "extra": _ppc(bg_threshold=b)})
+    "bg_threshold": [Row(f"pseudo-label background = {b}",
+                         {"base": "seam", "extra": _ppc(bg_threshold=b)},
+                         "61.5 (0.2)" if b == 0.2 else "not available")
                      for b in (0.1, 0.2, 0.3, 0.4)],
 }
 

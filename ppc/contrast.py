@@ -8,8 +8,11 @@ Embeddings are L2-normalised per pixel inside; logits are computed in at least f
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from ._checks import (
     require_finite,
@@ -19,6 +22,7 @@ from ._checks import (
     require_match,
     require_tensor,
 )
+from ._keys import order_preserving_int
 
 EMB_DOC = "[N, D, H, W]"
 PIXEL_LABELS_DOC = "[N, H, W]"
@@ -71,33 +75,89 @@ def flatten_labels(
     return targets, keep
 
 
+def _full_precision(device: torch.device):
+    """Autocast off (where the device has it) for a block that must stay float32."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+class _LogitMaps(torch.autograd.Function):
+    """``(f_i . p_c) / (|f_i| tau)`` on ``flat`` ``[N, D, HW]`` with a hand-written backward:
+    ``d/df_i = (s_i / tau) P^T g_i - s_i^2 f_i (logits_i . g_i)`` with ``s_i = 1 / |f_i|``
+    (one matmul and two passes over the embeddings, where autograd's chain through the
+    norm takes several). Where ``|f_i| < 1e-12`` the scale is a constant (as in
+    ``F.normalize``) and the second term drops out."""
+
+    @staticmethod
+    def forward(ctx, flat: Tensor, prototypes: Tensor, tau: float) -> Tensor:
+        # 1 / max(|f_i|, 1e-12) as F.normalize; a sum of squares reduces over D much
+        # faster than torch.norm on this strided layout
+        squares = (flat * flat).sum(dim=1)  # [N, HW]
+        scale = squares.clamp_min(1e-24).rsqrt()
+        logits = torch.matmul(prototypes, flat) * (scale / tau)[:, None]  # [N, P, HW]
+        ctx.save_for_backward(flat, prototypes, scale, squares > 1e-24, logits)
+        ctx.tau = tau
+        return logits
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        flat, prototypes, scale, unclamped, logits = ctx.saved_tensors
+        grad_flat = grad_protos = None
+        with _full_precision(grad.device):
+            grad_scaled = grad * (scale / ctx.tau)[:, None]  # [N, P, HW]
+            if ctx.needs_input_grad[0]:
+                radial = (logits * grad).sum(dim=1) * torch.where(unclamped, scale * scale, 0.0)
+                n = flat.shape[0]
+                grad_flat = torch.bmm(prototypes.t().expand(n, -1, -1).contiguous(),
+                                      grad_scaled)
+                grad_flat -= flat * radial[:, None]
+            if ctx.needs_input_grad[1]:
+                grad_protos = torch.einsum("nph,ndh->pd", grad_scaled, flat)
+        return grad_flat, grad_protos, None
+
+
+def logit_maps(embeddings: Tensor, prototypes: Tensor, tau: float) -> Tensor:
+    """``v_i . p_c / tau`` as maps ``[N, P, H*W]`` for ``embeddings`` ``[N, D, H, W]`` and
+    ``prototypes`` ``[P, D]``; ``v_i`` is the L2-normalised embedding of pixel i.
+
+    Computed as ``(f_i . p_c) / |f_i|`` on the ``[N, D, H*W]`` layout, so the large
+    embedding tensor is neither copied nor normalised element by element, and the class
+    dimension stays dimension 1, where reductions over it (log-sum-exp, gather) run along
+    contiguous pixels. In at least float32, also under autocast (which would run the
+    matmul in bfloat16 and perturb the rankings of prototype mining). Differentiable once.
+    """
+    n, d = embeddings.shape[:2]
+    dtype = torch.promote_types(embeddings.dtype, torch.float32)
+    flat = embeddings.to(dtype).reshape(n, d, -1)  # [N, D, HW], a view
+    with _full_precision(flat.device):
+        return _LogitMaps.apply(flat, prototypes.to(dtype), tau)
+
+
 def prototype_logits(
     embeddings: Tensor, prototypes: Tensor, tau: float, valid: Tensor | None = None
 ) -> Tensor:
     """``v_i . p_c / tau`` ``[M, P]`` for every pixel of ``embeddings`` ``[N, D, H, W]``.
 
-    ``v_i`` is the L2-normalised embedding; rows are pixels in ``n, y, x`` order
-    (``M = N*H*W``). Computed as ``(f_i . p_c) / |f_i|`` on the ``[N, D, H*W]`` layout, so
-    the large embedding tensor is neither copied nor normalised element by element (the
-    cost of the loss on a CPU). At least float32 (bfloat16 from autocast is promoted).
-    Prototypes outside ``valid`` ``[P]`` get a logit of -1e9, which leaves every softmax.
+    Rows are pixels in ``n, y, x`` order (``M = N*H*W``); :func:`logit_maps` without the
+    transpose. Prototypes outside ``valid`` ``[P]`` get a logit of -1e9, which leaves
+    every softmax.
     """
-    n, d = embeddings.shape[:2]
-    dtype = torch.promote_types(embeddings.dtype, torch.float32)
-    flat = embeddings.to(dtype).reshape(n, d, -1)  # [N, D, HW], a view
-    # 1 / max(|f_i|, 1e-12) as F.normalize; a sum of squares reduces over D much faster
-    # than torch.norm on this strided layout
-    scale = (flat * flat).sum(dim=1).clamp_min(1e-24).rsqrt() / tau  # [N, HW]
-    raw = torch.matmul(prototypes.to(dtype), flat)  # [N, P, HW]
-    logits = (raw * scale[:, None]).transpose(1, 2).reshape(-1, prototypes.shape[0])
+    logits = logit_maps(embeddings, prototypes, tau).transpose(1, 2)
+    logits = logits.reshape(-1, prototypes.shape[0])
     if valid is not None:
         logits = logits.masked_fill(~valid, _EXCLUDED_LOGIT)
     return logits
 
 
 def nce_from_logits(logits: Tensor, targets: Tensor, keep: Tensor) -> Tensor:
-    """Mean of ``logsumexp(logits) - logits[y]`` over the kept pixels (0 if none)."""
-    nll = torch.logsumexp(logits, dim=1) - logits.gather(1, targets[:, None])[:, 0]
+    """Mean of ``logsumexp(logits) - logits[y]`` over the kept pixels (0 if none).
+
+    ``logits`` ``[M, P]`` or ``[N, P, H*W]`` (classes along dimension 1), ``targets`` and
+    ``keep`` of the same shape without that dimension (``[M]`` or ``[N, H*W]``).
+    """
+    nll = torch.logsumexp(logits, dim=1) - logits.gather(1, targets.unsqueeze(1)).squeeze(1)
     nll = torch.where(keep, nll, torch.zeros_like(nll))
     return nll.sum() / keep.sum().clamp_min(1)
 
@@ -189,11 +249,17 @@ def rank_within_class(values: Tensor, classes: Tensor, num_classes: int) -> Tens
 
     ``values`` ``[M]`` or ``[R, M]`` (R independent rankings, done together), ``classes``
     ``[M]`` int in ``[0, num_classes)`` -> int64 ranks of the same shape as ``values``; ties
-    go to the lower position. Two stable sorts, no loop over classes.
+    go to the lower position. One stable sort of (class, value) packed into an int64 key
+    for float32 and narrower floats (classes below 2**31), two stable sorts otherwise;
+    no loop over classes.
     """
     rows = values if values.dim() == 2 else values[None]
-    by_value = torch.argsort(rows, dim=1, stable=True)
-    order = by_value.gather(1, torch.argsort(classes[by_value], dim=1, stable=True))
+    if rows.is_floating_point() and rows.element_size() <= 4:
+        keys = (classes.long() << 32) + (order_preserving_int(rows) + 2**31)
+        order = torch.argsort(keys, dim=1, stable=True)
+    else:
+        by_value = torch.argsort(rows, dim=1, stable=True)
+        order = by_value.gather(1, torch.argsort(classes[by_value], dim=1, stable=True))
     counts = torch.zeros(num_classes, dtype=torch.long, device=classes.device)
     counts.scatter_add_(0, classes, torch.ones_like(classes))
     starts = counts.cumsum(0) - counts
@@ -321,10 +387,11 @@ def intra_from_logits(
     sampling_hard_upper: float = 0.6,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """:func:`intra_view_loss` on logits ``[M, P]``, targets ``[M]`` and keep ``[M]``
-    (see :func:`flatten_labels`, :func:`prototype_logits`)."""
+    """:func:`intra_view_loss` on logits ``[M, P]``, targets ``[M]`` and keep ``[M]`` (see
+    :func:`flatten_labels`, :func:`prototype_logits`), or on logit maps ``[N, P, H*W]``
+    (:func:`logit_maps`) with targets and keep ``[N, H*W]``; pixels in ``n, y, x`` order."""
     num_protos = logits.shape[1]
-    positive = logits.gather(1, targets[:, None])  # [M, 1]
+    positive = logits.gather(1, targets.unsqueeze(1))  # [M, 1] or [N, 1, HW]
     if mining:
         skip, count = mining_band(num_protos, mining_skip_fraction, mining_keep_fraction)
         # The band's logits by value: tied prototypes have equal logits, so which of them
@@ -332,21 +399,22 @@ def intra_from_logits(
         # gradient through them) is enough; semi_hard_prototypes gives the exact indices.
         scores = logits
         if mining_exclude_positive:
-            scores = scores.scatter(1, targets[:, None], 2 * _EXCLUDED_LOGIT)
+            scores = scores.scatter(1, targets.unsqueeze(1), 2 * _EXCLUDED_LOGIT)
         ranked = torch.sort(scores, dim=1, descending=True).values
         band = ranked[:, skip : skip + count]
         denominator = torch.logsumexp(torch.cat([positive, band], dim=1), dim=1)
     else:
         denominator = torch.logsumexp(logits, dim=1)
-    nll = torch.where(keep, denominator - positive[:, 0], torch.zeros_like(denominator))
+    positive = positive.squeeze(1)
+    nll = torch.where(keep, denominator - positive, torch.zeros_like(denominator))
     if not sampling:
         return nll.sum() / keep.sum().clamp_min(1)
     weights = hard_pixel_sampling(
-        positive[:, 0].detach(), targets, keep, num_protos,
+        positive.detach().reshape(-1), targets.reshape(-1), keep.reshape(-1), num_protos,
         random_fraction=sampling_random_fraction, hard_fraction=sampling_hard_fraction,
         hard_upper=sampling_hard_upper, generator=generator,
     )
-    return (weights * nll).sum()
+    return (weights * nll.reshape(-1)).sum()
 
 
 def similarity_maps(embeddings: Tensor, prototypes: Tensor) -> Tensor:

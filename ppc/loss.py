@@ -13,8 +13,8 @@ from ._checks import require_finite, require_floating, require_match, require_te
 from .cams import background_confidence, check_cams_and_labels, normalize_cams, pseudo_labels
 from .contrast import (
     _EXCLUDED_LOGIT,
-    prototype_logits,
     flatten_labels,
+    logit_maps,
     intra_from_logits,
     mining_band,
     nce_from_logits,
@@ -97,7 +97,8 @@ class PPCConfig:
 
 
 def _mask_invalid(logits: Tensor, valid: Tensor) -> Tensor:
-    return logits.masked_fill(~valid, _EXCLUDED_LOGIT)
+    """Logit maps ``[N, P, HW]`` with prototypes outside ``valid`` ``[P]`` at -1e9."""
+    return logits.masked_fill(~valid[:, None], _EXCLUDED_LOGIT)
 
 
 class ViewState(NamedTuple):
@@ -208,22 +209,28 @@ class PixelToPrototypeContrast(nn.Module):
         def valid(view: ViewState) -> Tensor | None:
             return view.prototypes.valid if masked else None
 
-        # One matmul per view, against both views' prototypes.
+        # One matmul per view, against both views' prototypes; logits stay as maps
+        # [N, P, H*W] (classes along dimension 1), targets and keep as [N, H*W].
+        n = proj_s.shape[0]
         own, other, targets = {}, {}, {}
         for name, proj, view, opposite in (("s", proj_s, s, t), ("t", proj_t, t, s)):
             both = torch.cat([view.prototypes.vectors, opposite.prototypes.vectors])
-            logits = prototype_logits(proj, both, cfg.tau)
+            logits = logit_maps(proj, both, cfg.tau)
             num = view.prototypes.vectors.shape[0]
             own[name], other[name] = logits[:, :num], logits[:, num:]
             if masked:
                 own[name] = _mask_invalid(own[name], view.prototypes.valid)
                 other[name] = _mask_invalid(other[name], opposite.prototypes.valid)
-            mine = flatten_labels(view.labels, ignore, valid(view))
+
+            def flat(labels, valid_protos):
+                y, keep = flatten_labels(labels, ignore, valid_protos)
+                return y.view(n, -1), keep.view(n, -1)
+
+            mine = flat(view.labels, valid(view))
             targets[name] = {
                 "own": mine,
-                "other_protos": flatten_labels(view.labels, ignore, valid(opposite))
-                if masked else mine,
-                "other_labels": flatten_labels(opposite.labels, ignore, valid(view)),
+                "other_protos": flat(view.labels, valid(opposite)) if masked else mine,
+                "other_labels": flat(opposite.labels, valid(view)),
             }
 
         zero = proj_s.new_zeros((), dtype=torch.float32)

@@ -25,6 +25,7 @@ from ._checks import (
     require_range,
     require_tensor,
 )
+from ._keys import order_preserving_int
 from .cams import background_confidence, check_cams_and_labels
 
 EMB_DOC = "[N, D, H, W]"
@@ -80,12 +81,6 @@ def class_confidence(
     return confidence
 
 
-def _order_preserving_int(values: Tensor) -> Tensor:
-    """float32 -> int64 with the same order (``-0.0`` and ``+0.0`` equal)."""
-    bits = (values.float() + 0.0).view(torch.int32)
-    return torch.where(bits >= 0, bits, bits ^ 0x7FFFFFFF).long()
-
-
 def stable_top_k(values: Tensor, k: int, indices: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Top-``k`` of ``values`` ``[P, M]`` (float32 order) along the last dimension; ties go to
     the lower index.
@@ -97,10 +92,11 @@ def stable_top_k(values: Tensor, k: int, indices: Tensor | None = None) -> tuple
     index of -1 marks padding, which loses every tie. Returns values and positions along
     the last dimension (not ``indices``) ``[P, k]``.
     """
-    if indices is None:
-        indices = torch.arange(values.shape[-1], device=values.device).expand_as(values)
-    low = torch.where(indices >= 0, 0xFFFFFFFF - indices, torch.zeros_like(indices))
-    keys = (_order_preserving_int(values) << 32) | low
+    if indices is None:  # positions 0..M-1, no padding
+        low = 0xFFFFFFFF - torch.arange(values.shape[-1], device=values.device)
+    else:
+        low = torch.where(indices >= 0, 0xFFFFFFFF - indices, torch.zeros_like(indices))
+    keys = (order_preserving_int(values) << 32) | low
     order = torch.topk(keys, k, dim=-1).indices
     return values.gather(-1, order), order
 

@@ -152,6 +152,78 @@ def test_gradcheck_small_double():
     assert torch.autograd.gradcheck(intra, (emb,))
 
 
+def test_logit_maps_gradients_to_embeddings_and_prototypes():
+    # the hand-written backward against autograd's chain through F.normalize
+    emb, _, protos = _setup(6, n=2, d=4, h=2, w=3, num_protos=5)
+    protos = protos.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda e, p: ppc.contrast.logit_maps(e, p, 0.3),
+                                    (emb, protos))
+    weights = torch.randn(2, 5, 6, dtype=torch.float64)
+    got = torch.autograd.grad((ppc.contrast.logit_maps(emb, protos, 0.3) * weights).sum(),
+                              (emb, protos))
+    plain = torch.einsum("pd,ndhw->nphw", protos, F.normalize(emb, dim=1)) / 0.3
+    want = torch.autograd.grad((plain.reshape(2, 5, 6) * weights).sum(), (emb, protos))
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_logit_maps_gradient_at_tiny_and_zero_embeddings():
+    # below |f| = 1e-12 the scale is clamped (a constant), as in F.normalize
+    emb, _, protos = _setup(8, n=1, d=4, h=1, w=3, num_protos=5)
+    emb = emb.detach().clone()
+    emb[0, :, 0, 0] = torch.tensor([0.5e-12, -0.2e-12, 0.1e-12, 0.3e-12], dtype=emb.dtype)
+    emb[0, :, 0, 1] = 0.0
+    emb.requires_grad_(True)
+    weights = torch.randn(1, 5, 3, dtype=torch.float64)
+    (got,) = torch.autograd.grad((ppc.contrast.logit_maps(emb, protos, 0.1) * weights).sum(), emb)
+    plain = torch.einsum("pd,ndhw->nphw", protos, F.normalize(emb, dim=1)) / 0.1
+    (want,) = torch.autograd.grad((plain.reshape(1, 5, 3) * weights).sum(), emb)
+    torch.testing.assert_close(got, want)
+
+
+def test_logit_maps_refuse_a_second_derivative():
+    emb, _, protos = _setup(9, n=1, d=3, h=2, w=2, num_protos=4)
+    (grad,) = torch.autograd.grad(ppc.contrast.logit_maps(emb, protos, 0.1).sum(), emb,
+                                  create_graph=True)
+    # no (wrong) second-order graph: asking for one is an error
+    with pytest.raises(RuntimeError, match="does not require grad|once_differentiable"):
+        torch.autograd.grad(grad.sum(), emb)
+
+
+def test_logit_maps_on_the_meta_device():
+    emb = torch.empty(2, 8, 3, 3, device="meta")
+    assert ppc.contrast.logit_maps(emb, torch.empty(5, 8, device="meta"), 0.1).shape == (2, 5, 9)
+
+
+def test_logits_stay_float32_under_autocast():
+    emb, _, protos = _setup(7)
+    emb, protos = emb.detach().float(), protos.float()
+    want = ppc.contrast.logit_maps(emb, protos, 0.1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # would run the matmul in bfloat16
+        got = ppc.contrast.logit_maps(emb, protos, 0.1)
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+
+
+def test_rank_within_class_packed_keys_match_two_sorts():
+    # float32 values take one sort of packed (class, value) keys, float64 two stable sorts
+    g = torch.Generator().manual_seed(3)
+    classes = torch.randint(0, 4, (50,), generator=g)
+    values = torch.randint(-3, 4, (2, 50), generator=g).float()  # many ties
+    values[0, :5] = torch.tensor([0.0, -0.0, 0.0, -0.0, 0.0])
+    got = ppc.contrast.rank_within_class(values, classes, 4)
+    want = ppc.contrast.rank_within_class(values.double(), classes, 4)
+    assert torch.equal(got, want)
+    big = torch.tensor([16777217, 16777216, 3], dtype=torch.int32)  # not exact as float32
+    assert ppc.contrast.rank_within_class(big, torch.zeros(3, dtype=torch.long), 1).tolist() \
+        == [2, 1, 0]
+    for r in range(2):  # loop: rank = earlier-or-smaller values of the same class
+        for i in range(50):
+            same = [j for j in range(50) if classes[j] == classes[i]]
+            rank = sum(1 for j in same if values[r, j] < values[r, i]
+                       or (values[r, j] == values[r, i] and j < i))
+            assert got[r, i] == rank
+
+
 def test_bad_inputs():
     emb, labels, protos = _setup(5)
     with pytest.raises(ValueError, match=r"labels must have shape \[N, H, W\] = \(3, 6, 5\)"):

@@ -105,6 +105,17 @@ def test_bfloat16_projections_give_float32_loss():
     torch.testing.assert_close(low["cross_prototype"], ref["cross_prototype"], atol=0.05, rtol=0.02)
 
 
+def test_autocast_does_not_change_the_loss():
+    # the module computes its logits in float32 also inside a training step's autocast
+    ps, cs, pt, ct, labels = _two_views(8)
+    module = ppc.PixelToPrototypeContrast()
+    ref = module(ps, cs, pt, ct, labels, generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = module(ps, cs, pt, ct, labels, generator=torch.Generator().manual_seed(0))
+    for name in ppc.loss.TERMS:
+        torch.testing.assert_close(got[name], ref[name], atol=1e-6, rtol=1e-6)
+
+
 def test_config_rejects_bad_values():
     for bad in (dict(top_k=0), dict(tau=0.0), dict(alpha=-1.0), dict(sampling_hard_upper=1.5),
                 dict(mining_keep_fraction=0.0), dict(prototype_embeddings="mean"),

@@ -26,7 +26,7 @@ from .evaluate import cams_to_prediction, save_cam_npz
 
 def _class_maps(model, images: Tensor) -> Tensor:
     """ReLU'd foreground maps ``[N, C, h, w]`` of one forward pass."""
-    out = model(images)
+    out = model(images, project=False)
     if "cam_rv" in out:
         return F.relu(out["cam_rv"][:, 1:].float())
     logits = out["logits"].float()

@@ -148,11 +148,12 @@ def training_losses(model: nn.Module, batch: dict, ctx: StepContext, step: int) 
     terms: dict[str, Tensor] = {}
     with autocast:
         if cfg.base == "full":
-            out = model(images)
+            out = model(images, project=False)
             terms["ce"] = full_supervision_loss(out["logits"], batch["mask"].to(device))
         else:
             target = views.make_target(cfg.view, images)
-            out_s, out_t = model(images), model(target)
+            project = cfg.use_ppc and step >= cfg.ppc_start_step
+            out_s, out_t = model(images, project=project), model(target, project=project)
             terms["cls"] = 0.5 * (classification_loss(out_s["scores"], labels)
                                   + classification_loss(out_t["scores"], labels))
             size_t = tuple(out_t["logits"].shape[2:])
@@ -168,7 +169,7 @@ def training_losses(model: nn.Module, batch: dict, ctx: StepContext, step: int) 
                     lambda maps: views.apply(cfg.view, maps, size_img),
                     size_s=tuple(images.shape[2:]), size_t=size_img,
                     pixel_mask=views.valid_mask(cfg.view, images.shape[0], size_img, device)))
-            if cfg.use_ppc and step >= cfg.ppc_start_step:
+            if project:
                 key = "cam_rv" if cfg.base == "seam" else "logits"
                 cams_s = out_s[key][:, 1:] if key == "cam_rv" else out_s[key]
                 cams_t = out_t[key][:, 1:] if key == "cam_rv" else out_t[key]

@@ -28,6 +28,19 @@ def test_wsss_net_outputs_and_gradients(base):
     assert groups[0] == groups[1] == []  # the small net is trained from scratch
 
 
+@pytest.mark.parametrize("base", ["cam", "seam"])
+def test_project_false_leaves_out_f_proj_only(base):
+    net = WSSSNet(SmallNet(width=8), num_classes=5, base=base, proj_dim=16).eval()
+    calls = []
+    net.proj_head.register_forward_hook(lambda *args: calls.append(1))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        full, lean = net(x), net(x, project=False)
+    assert len(calls) == 1 and "proj" not in lean and set(full) - set(lean) == {"proj"}
+    for key in lean:
+        assert torch.equal(full[key], lean[key]), key
+
+
 def test_torchvision_resnet_output_stride_frozen_bn_and_groups():
     torch.manual_seed(0)
     net = WSSSNet(TorchvisionResNet(50), num_classes=3, base="seam")

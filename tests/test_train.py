@@ -55,6 +55,26 @@ def test_three_steps_per_base(tmp_path, base, use_ppc):
     assert (out / "model.pt").exists() and (out / "config.json").exists()
 
 
+def test_f_proj_runs_only_where_ppc_uses_it(tmp_path, monkeypatch):
+    # without PPC (and before ppc_start_step) training skips the projection head
+    from ppc.models.net import WSSSNet
+
+    projected = []
+    forward = WSSSNet.forward
+
+    def spy(self, images, project=True):
+        projected.append(project)
+        return forward(self, images, project)
+
+    monkeypatch.setattr(WSSSNet, "forward", spy)
+    train(tiny(tmp_path, "off", base="cam", use_ppc=False, steps=2), progress=False)
+    assert projected == [False] * 4  # two views a step
+    projected.clear()
+    train(tiny(tmp_path, "late", base="cam", use_ppc=True, steps=3, ppc_start_step=2),
+          progress=False)
+    assert projected == [False] * 4 + [True] * 2
+
+
 def test_same_run_twice_is_identical(tmp_path):
     a = train(tiny(tmp_path, "a", base="seam"), progress=False)
     b = train(tiny(tmp_path, "b", base="seam"), progress=False)

@@ -16,12 +16,14 @@ BACKBONES = ("small", "resnet38", "resnet50", "resnet101")
 class WSSSNet(nn.Module):
     """Backbone + heads.
 
-    ``forward(images [N, 3, H, W])`` returns a dict:
+    ``forward(images [N, 3, H, W], project=True)`` returns a dict:
 
     * ``logits`` ``[N, K, h, w]``: ``f_CAM`` output, K = C foreground classes (K = C+1 with
       background first for ``base="full"``, the fully supervised upper bound);
     * ``scores`` ``[N, K]``: their global average (classification logits);
     * ``proj`` ``[N, proj_dim, h, w]``: ``f_proj`` = 1x1 conv + ReLU (not normalised);
+      left out with ``project=False`` (training without PPC, inference), which saves the
+      head's cost and changes nothing else (the dropout mask is drawn either way);
     * ``cam_rv`` ``[N, C+1, h, w]`` (``base="seam"``): the PCM-refined CAM, background first.
 
     Args:
@@ -57,11 +59,13 @@ class WSSSNet(nn.Module):
             new += [self.pcm_side1, self.pcm_side2, self.pcm_proj]
         self._new_modules = new
 
-    def forward(self, images: Tensor) -> dict[str, Tensor]:
+    def forward(self, images: Tensor, project: bool = True) -> dict[str, Tensor]:
         feats = self.backbone(images)
         x = self.dropout(feats["feat"])  # one dropout mask for both heads, as the official
         logits = self.cam_head(x)
-        out = {"logits": logits, "scores": logits.mean(dim=(2, 3)), "proj": self.proj_head(x)}
+        out = {"logits": logits, "scores": logits.mean(dim=(2, 3))}
+        if project:  # f_proj is used by the PPC loss only
+            out["proj"] = self.proj_head(x)
         if self.base == "seam":
             out["cam_rv"] = self._pcm(images, feats, logits)
         return out

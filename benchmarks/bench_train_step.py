@@ -7,8 +7,8 @@ forward, every loss term via :func:`ppc.train.training_losses`, ``zero_grad``, b
 optimizer and scheduler step) WITH the PPC loss (``use_ppc=True``) and WITHOUT it
 (``use_ppc=False``, which also skips the projection head ``f_proj``: the overhead is
 that of the whole method, head forward and backward included), and the peak memory of
-each. Images/s counts the source images of a
-step (the batch size); the target view T = A(S) is made inside the step.
+each. Images/s counts the source images of a step (the batch size); the target view
+T = A(S) is made inside the step.
 
 * CPU case (always): the synthetic recipe ``RunConfig()`` (small backbone, 64 px images,
   batch 32, 6 classes), for base "cam" and base "seam" (``--bases``).

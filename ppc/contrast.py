@@ -135,6 +135,11 @@ def logit_maps(embeddings: Tensor, prototypes: Tensor, tau: float) -> Tensor:
         return _LogitMaps.apply(flat, prototypes.to(dtype), tau)
 
 
+def mask_invalid(logit_maps: Tensor, valid: Tensor) -> Tensor:
+    """Logit maps ``[N, P, H*W]`` with the prototypes outside ``valid`` ``[P]`` at -1e9."""
+    return logit_maps.masked_fill(~valid[:, None], _EXCLUDED_LOGIT)
+
+
 def prototype_logits(
     embeddings: Tensor, prototypes: Tensor, tau: float, valid: Tensor | None = None
 ) -> Tensor:
@@ -157,9 +162,15 @@ def nce_from_logits(logits: Tensor, targets: Tensor, keep: Tensor) -> Tensor:
     ``logits`` ``[M, P]`` or ``[N, P, H*W]`` (classes along dimension 1), ``targets`` and
     ``keep`` of the same shape without that dimension (``[M]`` or ``[N, H*W]``).
     """
-    nll = torch.logsumexp(logits, dim=1) - logits.gather(1, targets.unsqueeze(1)).squeeze(1)
+    nll = _nll(logits, targets)
     nll = torch.where(keep, nll, torch.zeros_like(nll))
     return nll.sum() / keep.sum().clamp_min(1)
+
+
+def _nll(logits: Tensor, targets: Tensor) -> Tensor:
+    """``logsumexp(logits) - logits[y]`` per pixel; classes along dimension 1 of
+    ``logits``, ``targets`` of its shape without that dimension."""
+    return torch.logsumexp(logits, dim=1) - logits.gather(1, targets.unsqueeze(1)).squeeze(1)
 
 
 def pixel_prototype_nce(
@@ -421,15 +432,14 @@ def similarity_maps(embeddings: Tensor, prototypes: Tensor) -> Tensor:
     """Cosine similarity ``v_i . p_c`` of every pixel to every prototype:
     ``embeddings`` ``[N, D, H, W]``, ``prototypes`` ``[P, D]`` -> ``[N, P, H, W]``."""
     n, _, h, w = embeddings.shape
-    logits = prototype_logits(embeddings, prototypes, tau=1.0)
-    return logits.view(n, h, w, -1).permute(0, 3, 1, 2)
+    return logit_maps(embeddings, prototypes, tau=1.0).view(n, -1, h, w)
 
 
 def nce_map(embeddings: Tensor, labels: Tensor, prototypes: Tensor, tau: float = 0.1,
             valid: Tensor | None = None) -> Tensor:
     """``F(v_i; y_i; P)`` of every pixel, ``[N, H, W]`` (for figures; no ignore label)."""
     n, _, h, w = embeddings.shape
-    logits = prototype_logits(embeddings, prototypes, tau, valid)
-    targets = labels.reshape(-1, 1).long()
-    nll = torch.logsumexp(logits, dim=1) - logits.gather(1, targets)[:, 0]
-    return nll.view(n, h, w)
+    logits = logit_maps(embeddings, prototypes, tau)
+    if valid is not None:
+        logits = mask_invalid(logits, valid)
+    return _nll(logits, labels.reshape(n, -1).long()).view(n, h, w)

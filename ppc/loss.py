@@ -12,10 +12,10 @@ from torch import Tensor, nn
 from ._checks import require_finite, require_floating, require_match, require_tensor
 from .cams import background_confidence, check_cams_and_labels, normalize_cams, pseudo_labels
 from .contrast import (
-    _EXCLUDED_LOGIT,
     flatten_labels,
-    logit_maps,
     intra_from_logits,
+    logit_maps,
+    mask_invalid,
     mining_band,
     nce_from_logits,
 )
@@ -94,11 +94,6 @@ class PPCConfig:
     def replace(self, **changes) -> PPCConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
-
-
-def _mask_invalid(logits: Tensor, valid: Tensor) -> Tensor:
-    """Logit maps ``[N, P, HW]`` with prototypes outside ``valid`` ``[P]`` at -1e9."""
-    return logits.masked_fill(~valid[:, None], _EXCLUDED_LOGIT)
 
 
 class ViewState(NamedTuple):
@@ -212,6 +207,11 @@ class PixelToPrototypeContrast(nn.Module):
         # One matmul per view, against both views' prototypes; logits stay as maps
         # [N, P, H*W] (classes along dimension 1), targets and keep as [N, H*W].
         n = proj_s.shape[0]
+
+        def flat(labels, valid_protos):
+            y, keep = flatten_labels(labels, ignore, valid_protos)
+            return y.view(n, -1), keep.view(n, -1)
+
         own, other, targets = {}, {}, {}
         for name, proj, view, opposite in (("s", proj_s, s, t), ("t", proj_t, t, s)):
             both = torch.cat([view.prototypes.vectors, opposite.prototypes.vectors])
@@ -219,13 +219,8 @@ class PixelToPrototypeContrast(nn.Module):
             num = view.prototypes.vectors.shape[0]
             own[name], other[name] = logits[:, :num], logits[:, num:]
             if masked:
-                own[name] = _mask_invalid(own[name], view.prototypes.valid)
-                other[name] = _mask_invalid(other[name], opposite.prototypes.valid)
-
-            def flat(labels, valid_protos):
-                y, keep = flatten_labels(labels, ignore, valid_protos)
-                return y.view(n, -1), keep.view(n, -1)
-
+                own[name] = mask_invalid(own[name], view.prototypes.valid)
+                other[name] = mask_invalid(other[name], opposite.prototypes.valid)
             mine = flat(view.labels, valid(view))
             targets[name] = {
                 "own": mine,

@@ -195,6 +195,16 @@ def test_logit_maps_on_the_meta_device():
     assert ppc.contrast.logit_maps(emb, torch.empty(5, 8, device="meta"), 0.1).shape == (2, 5, 9)
 
 
+def test_similarity_and_nce_maps_match_a_plain_computation():
+    emb, labels, protos = _setup(10, ignore_some=False)
+    valid = torch.tensor([True, True, False, True, True, True, True, True])
+    plain = torch.einsum("pd,ndhw->nphw", protos, F.normalize(emb, dim=1))
+    torch.testing.assert_close(ppc.contrast.similarity_maps(emb, protos), plain)
+    logits = (plain / 0.1).masked_fill(~valid[None, :, None, None], -1e9)
+    want = torch.logsumexp(logits, 1) - logits.gather(1, labels[:, None])[:, 0]
+    torch.testing.assert_close(ppc.contrast.nce_map(emb, labels, protos, 0.1, valid), want)
+
+
 def test_logits_stay_float32_under_autocast():
     emb, _, protos = _setup(7)
     emb, protos = emb.detach().float(), protos.float()

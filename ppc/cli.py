@@ -33,6 +33,8 @@ HELP = {
     "base": "cam (CAM + classification), seam (SEAM: PCM, ER, ECR, min-pooling), or full "
             "(fully supervised upper bound from pixel masks)",
     "width": "channel width of the small backbone",
+    "dilations": "dilation of the small backbone's blocks 5 and 6 (receptive field "
+                 "17 + 8 * (d5 + d6) px: 65 with 2 4, 33 with 1 1)",
     "proj_dim": "embedding size D of the projection head f_proj",
     "dropout": "Dropout2d before the CAM head (0.5 in the official ResNet-38 net)",
     "use_ppc": "add the PPC loss (false: the base alone, the control)",

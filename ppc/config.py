@@ -28,7 +28,8 @@ class RunConfig:
     ``augment`` (preset of ``ppc.data.transforms``), ``synthetic`` (benchmark knobs) and
     ``data_seed`` (the benchmark's own seed: fixed while ``seed`` varies the training).
     Model: ``backbone``, ``weights`` (local .pth file or torchvision weight name), ``base``
-    ("cam", "seam", or "full" = fully supervised upper bound), ``width`` (small backbone),
+    ("cam", "seam", or "full" = fully supervised upper bound), ``width`` and ``dilations``
+    (small backbone: channel width, dilation of blocks 5 and 6),
     ``proj_dim``, ``dropout``.
     Views and PPC: ``view`` (A), ``use_ppc`` and ``ppc`` (every PPC knob),
     ``ppc_start_step`` (steps of base-only warm-up before PPC switches on).
@@ -52,6 +53,7 @@ class RunConfig:
     weights: str | None = None
     base: str = "cam"
     width: int = 32
+    dilations: tuple[int, int] = (2, 4)
     proj_dim: int = 128
     dropout: float = 0.0
     view: ViewConfig = field(default_factory=lambda: ViewConfig(scale=0.5))
@@ -110,6 +112,7 @@ class RunConfig:
         if isinstance(self.ppc, dict):
             self.ppc = PPCConfig(**self.ppc)
         self.lr_mult = tuple(self.lr_mult)
+        self.dilations = tuple(self.dilations)
         self.scales = tuple(self.scales)
 
     # -- presets and conversions ----------------------------------------------------------

@@ -64,7 +64,8 @@ def build_model(config: RunConfig, num_classes: int) -> WSSSNet:
     """The network of ``config``; a ``weights`` file is loaded into the backbone."""
     weights = config.weights
     torchvision_name = weights if weights and not Path(weights).suffix else None
-    backbone = build_backbone(config.backbone, torchvision_name, config.width)
+    backbone = build_backbone(config.backbone, torchvision_name, config.width,
+                              config.dilations)
     if weights and torchvision_name is None:
         from .models.weights import load_weights
 

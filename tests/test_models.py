@@ -86,3 +86,39 @@ def test_weights_for_another_network_are_refused(tmp_path):
         load_weights(SmallNet(width=8), tmp_path / "other.pth")
     report = load_weights(SmallNet(width=16), path)
     assert report.loaded > 0 and not report.missing
+
+
+def _receptive_field(net: SmallNet, size: int = 96) -> int:
+    """Input pixels (along one row) that reach the centre output cell, measured by gradient."""
+    net = net.eval()
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0),
+                    requires_grad=True)
+    feat = net(x)["feat"]
+    h, w = feat.shape[2:]
+    feat[0, :, h // 2, w // 2].sum().backward()
+    row = x.grad[0].abs().sum(0).sum(0)
+    return int((row > 0).sum())
+
+
+def test_small_net_dilations_set_the_receptive_field():
+    torch.manual_seed(0)
+    default, local = SmallNet(width=8), SmallNet(width=8, dilations=(1, 1))
+    assert _receptive_field(default) == 65 and _receptive_field(local) == 33
+    assert _receptive_field(SmallNet(width=8, dilations=(1, 2))) == 41
+    x = torch.randn(2, 3, 64, 48)
+    assert local(x)["feat"].shape == default(x)["feat"].shape == (2, 32, 16, 12)
+    for bad in [(0, 1), (1,), (1.5, 2)]:
+        with pytest.raises(ValueError, match="dilations must be two integers"):
+            SmallNet(width=8, dilations=bad)
+
+
+def test_run_config_dilations_reach_the_backbone():
+    from ppc.config import RunConfig
+    from ppc.train import build_model
+
+    config = RunConfig.from_flat(dilations=[1, 1], width=8)
+    assert config.dilations == (1, 1)
+    assert RunConfig(**config.to_dict()).identity() == config.identity()
+    convs = [m for m in build_model(config, 3).backbone.modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    assert [c.dilation[0] for c in convs] == [1, 1, 1, 1, 1, 1]

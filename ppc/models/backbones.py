@@ -23,18 +23,24 @@ def check_images(x: Tensor) -> None:
 class SmallNet(nn.Module):
     """Six conv-BN-ReLU blocks trained from scratch on the synthetic benchmark.
 
-    Channels 32-64-64-128-128-128; blocks 2 and 3 stride 2, blocks 5 and 6 dilated 2 and 4
-    (output stride 4: 64 px images give 16x16 maps, the paper's contrast resolution).
+    Channels 32-64-64-128-128-128; blocks 2 and 3 stride 2, blocks 5 and 6 dilated by
+    ``dilations`` (default 2 and 4; output stride 4: 64 px images give 16x16 maps, the
+    paper's contrast resolution). The receptive field is 17 + 8 (d5 + d6) px: 65 px (the
+    whole 64 px image) with the default, 33 px with ``dilations=(1, 1)``.
     ``side1``/``side2`` are the outputs of blocks 4 and 5.
     """
 
     output_stride = 4
 
-    def __init__(self, width: int = 32) -> None:
+    def __init__(self, width: int = 32, dilations: tuple[int, int] = (2, 4)) -> None:
         super().__init__()
+        if len(dilations) != 2 or any(int(d) != d or d < 1 for d in dilations):
+            raise ValueError(f"dilations must be two integers >= 1 (blocks 5 and 6), got "
+                             f"{tuple(dilations)}")
         w = width
+        d5, d6 = (int(d) for d in dilations)
         spec = [(3, w, 1, 1), (w, 2 * w, 2, 1), (2 * w, 2 * w, 2, 1), (2 * w, 4 * w, 1, 1),
-                (4 * w, 4 * w, 1, 2), (4 * w, 4 * w, 1, 4)]
+                (4 * w, 4 * w, 1, d5), (4 * w, 4 * w, 1, d6)]
         self.blocks = nn.ModuleList(
             nn.Sequential(
                 nn.Conv2d(cin, cout, 3, stride=stride, padding=dil, dilation=dil, bias=False),

@@ -105,11 +105,13 @@ class WSSSNet(nn.Module):
         return [pre_w, pre_b, new_w, new_b]
 
 
-def build_backbone(name: str, weights: str | None = None, width: int = 32) -> nn.Module:
+def build_backbone(name: str, weights: str | None = None, width: int = 32,
+                   dilations: tuple[int, int] = (2, 4)) -> nn.Module:
     """``small``, ``resnet38``, ``resnet50`` or ``resnet101``. ``weights`` is a torchvision
-    weight name for resnet50/101 (local files are loaded by the caller)."""
+    weight name for resnet50/101 (local files are loaded by the caller); ``width`` and
+    ``dilations`` shape the small backbone."""
     if name == "small":
-        return SmallNet(width)
+        return SmallNet(width, dilations)
     if name == "resnet38":
         from .resnet38 import ResNet38
 

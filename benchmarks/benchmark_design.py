@@ -43,6 +43,12 @@ CANDIDATES = {
           ["--dilations", "1", "1", "--synthetic.part_radius", "4.0"]),
     "D": ("small backbone dilated 1 and 2 (receptive field 41 px)",
           ["--dilations", "1", "2"]),
+    # one body colour for every class: the body says nothing about the class, so a
+    # classifier has only the part to go on (in v1 the body colour names a group of 3)
+    "E": ("one body colour for all classes (body_groups 2 -> 1)",
+          ["--synthetic.body_groups", "1"]),
+    "F": ("B + E: no dilation and one body colour", ["--dilations", "1", "1",
+                                                     "--synthetic.body_groups", "1"]),
 }
 
 

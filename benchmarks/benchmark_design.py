@@ -12,7 +12,7 @@ the book reports), and checks the criteria below. They were written before any c
 was run, and are not changed after seeing results.
 
 Criteria (CAM base, no PPC, 300 steps; seeds at the run's best background threshold;
-means over the seeds run):
+means over the seeds run; checked by ``ppc.design.judge``):
 
 * C1 under-segmentation: foreground precision >= foreground recall.
 * C2 part first: part recall >= body recall + 10 points.
@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from ppc.design import judge
 
 #: name -> (what changes, options for python -m ppc run)
 CANDIDATES = {
@@ -79,21 +80,6 @@ def run_one(out: Path, seed: int, base: str, options: list[str]) -> dict:
     return result
 
 
-def judge(cams: list[dict], full: list[dict]) -> dict:
-    def mean(key, rows=cams):
-        return statistics.mean(r[key] for r in rows)
-
-    verdict = {
-        "C1 precision >= recall": mean("precision") >= mean("recall"),
-        "C2 part >= body + 10": 100 * (mean("part_recall") - mean("body_recall")) >= 10,
-        "C3 |offset| <= 1.5 px": max(abs(mean("offset_y")), abs(mean("offset_x"))) <= 1.5,
-    }
-    if full:
-        verdict["C4 FS >= 70, CAM <= 0.6 FS"] = (
-            mean("miou", full) >= 70 and mean("miou") <= 0.6 * mean("miou", full))
-    return verdict
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES),
@@ -106,33 +92,33 @@ def main() -> None:
                         help="more options for python -m ppc run (after --)")
     args = parser.parse_args()
     extra = [a for a in args.extra if a != "--"]
-    report = {}
+    path = Path(args.out) / "report.json"
+    report = json.loads(path.read_text()) if path.exists() else {}
+    report = {k: v for k, v in report.items() if isinstance(v.get("cam"), dict)}
     for name in args.candidates:
         what, options = CANDIDATES[name]
-        cams, full = [], []
+        entry = report.setdefault(name, {"what": what, "cam": {}, "full": {}})
         for seed in args.seeds:
-            cams.append(run_one(Path(args.out) / name / f"cam-seed{seed}", seed, "cam",
-                                options + extra))
+            entry["cam"][str(seed)] = run_one(Path(args.out) / name / f"cam-seed{seed}", seed,
+                                              "cam", options + extra)
             if args.full:
-                full.append(run_one(Path(args.out) / name / f"full-seed{seed}", seed, "full",
-                                    options + extra))
-        report[name] = {"what": what, "cam": cams, "full": full, "verdict": judge(cams, full)}
+                entry["full"][str(seed)] = run_one(Path(args.out) / name / f"full-seed{seed}",
+                                                   seed, "full", options + extra)
+        entry["verdict"] = judge(list(entry["cam"].values()), list(entry["full"].values()))
         print(f"\n{name}: {what}")
-        for seed, row in zip(args.seeds, cams, strict=True):
+        for seed, row in sorted(entry["cam"].items()):
             print(f"  CAM seed {seed}: mIoU {row['miou']:.1f} (bg {row['threshold']:.2f}), "
                   f"precision {100 * row['precision']:.1f}, recall {100 * row['recall']:.1f}, "
                   f"part {100 * row['part_recall']:.1f}, body {100 * row['body_recall']:.1f}, "
                   f"offset y {row['offset_y']:+.1f} x {row['offset_x']:+.1f} px, "
                   f"{row['seconds']:.0f} s")
-        for seed, row in zip(args.seeds if full else [], full, strict=True):
+        for seed, row in sorted(entry["full"].items()):
             print(f"  full supervision seed {seed}: mIoU {row['miou']:.1f}, "
                   f"{row['seconds']:.0f} s")
-        for criterion, ok in report[name]["verdict"].items():
+        for criterion, ok in entry["verdict"].items():
             print(f"  {criterion}: {'yes' if ok else 'NO'}")
-    path = Path(args.out) / "report.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(path.read_text()) if path.exists() else {}
-    path.write_text(json.dumps({**previous, **report}, indent=1) + "\n")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
     print(f"\nreport: {path}")
 
 

@@ -54,7 +54,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ppc.data import VOCSegmentation, write_voc
+from ppc.data import VOCSegmentation, ensure_voc
 from ppc.experiment import check_training_parameters, run, training_config
 from ppc.infer import sample_cams, seeds_at
 from ppc.plotting import plot_curves, show_samples
@@ -73,8 +73,8 @@ if dataset == "voc" and not (voc_root and (Path(voc_root) / "JPEGImages").is_dir
 # %%
 config = training_config(dataset, voc_root, preset, base, backbone, weights, use_ppc,
                          batch_size, device, seed, out_dir, extra)
-if dataset == "synthetic" and not (Path(voc_root) / "classes.txt").exists():
-    write_voc(voc_root, config.synthetic, seed=config.data_seed)
+if dataset == "synthetic":  # written once; rewritten where it holds another benchmark
+    ensure_voc(voc_root, config.synthetic, seed=config.data_seed)
 train_images = len(VOCSegmentation(voc_root, config.train_split))
 if epochs is not None:
     config = config.replace(steps=max(1, math.floor(epochs * train_images / config.batch_size)))

@@ -22,6 +22,7 @@ from ppc.data import (
     multiscale_inputs,
     read_label_png,
     train_transform,
+    ensure_voc,
     voc_palette,
     write_label_png,
     write_voc,
@@ -54,6 +55,32 @@ def test_synthetic_is_byte_identical_for_a_seed_and_differs_across_seeds(tmp_pat
     first, second = write_voc(tmp_path / "x", SMALL, 5), write_voc(tmp_path / "y", SMALL, 5)
     assert _digest(first) == _digest(second)
     assert _digest(write_voc(tmp_path / "z", SMALL, 6)) != _digest(tmp_path / "x")
+
+
+def test_ensure_voc_reuses_rewrites_or_refuses(tmp_path):
+    root = tmp_path / "bench"
+    ensure_voc(root, SMALL, 3)
+    stamp = (root / "JPEGImages" / "syn_000000.jpg").stat().st_mtime_ns
+    labels = VOCSegmentation(root, "train_aug").labels
+    assert ensure_voc(root, SMALL, 3) == root  # the same benchmark: reused as it is
+    assert (root / "JPEGImages" / "syn_000000.jpg").stat().st_mtime_ns == stamp
+    # another benchmark at the same path: rewritten, and its labels are not the cached ones
+    other = SMALL.replace(num_train_aug=20, num_train=5, objects_per_image=(2, 3))
+    ensure_voc(root, other, 3)
+    fresh = generate(other, "train_aug", 3)
+    assert _digest(root) == _digest(write_voc(tmp_path / "direct", other, 3))
+    read = VOCSegmentation(root, "train_aug")
+    assert read.ids == fresh.ids
+    assert [list(read.labels[i]) for i in read.ids] == [
+        np.flatnonzero(row).tolist() for row in fresh.labels]
+    assert any(list(read.labels[i]) != list(labels[i]) for i in read.ids)
+    # a folder that is not ours is never overwritten
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="has no synthetic.json"):
+        ensure_voc(foreign, SMALL, 3)
+    assert (foreign / "notes.txt").read_text() == "mine"
 
 
 def test_synthetic_content_is_consistent():

@@ -5,7 +5,13 @@ so the rest of ``ppc`` does not care which one it reads.
 """
 
 from .loader import SeededDataset, default_num_workers, make_loader
-from .synthetic import SyntheticConfig, SyntheticSegmentation, generate, write_voc
+from .synthetic import (
+    SyntheticConfig,
+    SyntheticSegmentation,
+    ensure_voc,
+    generate,
+    write_voc,
+)
 from .transforms import (
     PRESETS,
     AugmentConfig,
@@ -36,6 +42,7 @@ __all__ = [
     "SyntheticSegmentation",
     "VOCSegmentation",
     "default_num_workers",
+    "ensure_voc",
     "eval_transform",
     "generate",
     "make_loader",

@@ -300,13 +300,13 @@ def write_voc(root: str | Path, config: SyntheticConfig | None = None, seed: int
     ``JPEGImages/<id>.jpg``, ``SegmentationClass/<id>.png`` (VOC palette, train and val),
     ``SegmentationClassAug/<id>.png`` (every image, as SBD's masks), ``Annotations/<id>.xml``
     (one ``<object>`` per object, with its box), ``ImageSets/Segmentation/{train,val,
-    train_aug}.txt`` and ``classes.txt`` (the class names, one per line: a VOC-layout
-    dataset with its own classes; without it the reader assumes VOC's 20).
+    train_aug}.txt``, ``classes.txt`` (the class names, one per line: a VOC-layout
+    dataset with its own classes; without it the reader assumes VOC's 20) and
+    ``synthetic.json`` (the config and seed it was generated from, see :func:`ensure_voc`).
     """
     config = config or SyntheticConfig()
     root = Path(root)
-    for sub in ("JPEGImages", "SegmentationClass", "SegmentationClassAug", "Annotations",
-                "ImageSets/Segmentation"):
+    for sub in _WRITTEN_FOLDERS:
         (root / sub).mkdir(parents=True, exist_ok=True)
     names = config.names
     (root / "classes.txt").write_text("\n".join(names) + "\n")
@@ -324,7 +324,45 @@ def write_voc(root: str | Path, config: SyntheticConfig | None = None, seed: int
         (root / "ImageSets/Segmentation" / f"{split}.txt").write_text("\n".join(data.ids) + "\n")
     (root / "ImageSets/Segmentation/train.txt").write_text(
         "\n".join(image_ids(config, "train")) + "\n")
+    (root / MARKER).write_text(_marker_text(config, seed))
     return root
+
+
+#: the file in a written benchmark folder that names its config and seed
+MARKER = "synthetic.json"
+_WRITTEN_FOLDERS = ("JPEGImages", "SegmentationClass", "SegmentationClassAug", "Annotations",
+                    "ImageSets/Segmentation")
+
+
+def _marker_text(config: SyntheticConfig, seed: int) -> str:
+    return json.dumps({"config": dataclasses.asdict(config), "seed": seed}, indent=1,
+                      sort_keys=True) + "\n"
+
+
+def ensure_voc(root: str | Path, config: SyntheticConfig | None = None, seed: int = 0) -> Path:
+    """The benchmark of ``config`` and ``seed`` in the VOC layout at ``root``: reused when
+    ``root`` holds exactly that benchmark (its ``synthetic.json``), written when ``root``
+    is missing or empty, rewritten when it holds another version of the synthetic
+    benchmark. A folder with other contents (real VOC, or a benchmark written before
+    ``synthetic.json`` existed) raises ``ValueError`` instead of being reused silently."""
+    config = config or SyntheticConfig()
+    root = Path(root)
+    marker = root / MARKER
+    if marker.is_file():
+        if marker.read_text() == _marker_text(config, seed):
+            return root
+        import shutil  # our own folder, of another benchmark: remove what write_voc wrote
+
+        for sub in _WRITTEN_FOLDERS:
+            shutil.rmtree(root / sub, ignore_errors=True)
+        for name in ("classes.txt", MARKER):
+            (root / name).unlink(missing_ok=True)
+    elif root.exists() and any(root.iterdir()):
+        raise ValueError(
+            f"{root} is not empty and has no {MARKER}: it is not a synthetic benchmark "
+            "written by this version of ppc (or it is real data). Delete it, or pass another "
+            "folder to write the benchmark into.")
+    return write_voc(root, config, seed)
 
 
 __all__ = [
@@ -332,6 +370,7 @@ __all__ = [
     "SyntheticConfig",
     "SyntheticSegmentation",
     "SyntheticSplit",
+    "ensure_voc",
     "generate",
     "image_ids",
     "palettes",

@@ -14,7 +14,10 @@ Expected layout under ``root`` (the ``VOC2012`` folder of the devkit)::
 Image-level labels come from a label table (a small TSV: id, then the present class
 indices), from the pixel mask where one exists, or else from the XML annotations. Tables
 for ids not yet known are derived once and cached outside the data folder, which may be
-read-only (``~/.cache/ppc`` or ``$PPC_CACHE``).
+read-only (``~/.cache/ppc`` or ``$PPC_CACHE``), under a key of the folder's path, its
+class names and, for a generated benchmark, its ``synthetic.json``. Edit the masks or
+annotations of an existing id in place and the cache still holds the old labels: delete
+the cache folder then.
 """
 
 from __future__ import annotations
@@ -238,8 +241,12 @@ class VOCSegmentation(Dataset):
 
     # -- labels ---------------------------------------------------------------------------
     def _table_paths(self) -> list[Path]:
-        key = hashlib.sha256(
-            f"{self.root.resolve()}|{'|'.join(self.class_names)}".encode()).hexdigest()[:16]
+        # a generated benchmark names its content (synthetic.json): a regenerated folder
+        # at the same path must not reuse the labels of the old one
+        marker = self.root / "synthetic.json"
+        content = marker.read_text() if marker.is_file() else ""
+        key = hashlib.sha256(f"{self.root.resolve()}|{'|'.join(self.class_names)}|{content}"
+                             .encode()).hexdigest()[:16]
         paths = [cache_dir() / "labels" / f"{key}.tsv"]
         if self.class_names == VOC_CLASSES:
             paths.insert(0, SHIPPED_TABLES / "voc2012.tsv")

@@ -1,0 +1,87 @@
+"""The synthetic benchmark's design criteria, and tables of a design study's report.
+
+A benchmark for WSSS is worth having only if a plain CAM baseline fails on it the way CAMs
+fail on real images (they cover the discriminative part and miss the body) while a fully
+supervised network of the same size does well. ``benchmarks/benchmark_design.py`` trains
+candidate benchmarks' CAM bases (and full supervision) and writes a report; :func:`judge`
+checks the criteria, which were fixed before any candidate was run:
+
+* C1 under-segmentation: foreground precision >= foreground recall;
+* C2 part first: part recall >= body recall + 10 points;
+* C3 on the object: |offset_y| and |offset_x| <= 1.5 px;
+* C4 a gap worth closing: full supervision >= 70 mIoU and CAM <= 0.6 x full supervision.
+
+All on the *val* split, at each run's best background threshold, means over seeds.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import pandas as pd
+
+CRITERIA = ("C1 precision >= recall", "C2 part >= body + 10", "C3 |offset| <= 1.5 px",
+            "C4 FS >= 70, CAM <= 0.6 FS")
+
+
+def judge(cams: list[dict], full: list[dict]) -> dict[str, bool]:
+    """The criteria for one candidate: ``cams`` are its CAM-base runs (``miou`` in %, and
+    :func:`ppc.experiment.seed_coverage`'s fractions and offsets), ``full`` its fully
+    supervised runs (``miou``); C4 is left out without the latter."""
+    if not cams:
+        raise ValueError("judge needs at least one CAM run")
+
+    def mean(key, rows=cams):  # rounded: 100 * (0.6 - 0.5) must count as 10 points
+        return round(statistics.mean(r[key] for r in rows), 9)
+
+    verdict = {
+        CRITERIA[0]: mean("precision") >= mean("recall"),
+        CRITERIA[1]: round(100 * (mean("part_recall") - mean("body_recall")), 6) >= 10,
+        CRITERIA[2]: max(abs(mean("offset_y")), abs(mean("offset_x"))) <= 1.5,
+    }
+    if full:
+        verdict[CRITERIA[3]] = (mean("miou", full) >= 70
+                                and mean("miou") <= 0.6 * mean("miou", full))
+    return verdict
+
+
+def _mean_std(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
+    values = [scale * v for v in values]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def table(report: dict) -> pd.DataFrame:
+    """One row per candidate of a report (``benchmarks/benchmark_design.py``'s
+    ``report.json``): the CAM base's mIoU, precision, recall, part and body recall (%),
+    offsets (px) as mean ± std over its seeds, full supervision's mIoU, and the seeds."""
+    rows = []
+    for name, entry in report.items():
+        cams, full = list(entry["cam"].values()), list(entry["full"].values())
+
+        def col(key, scale=100.0, digits=1, rows=cams):
+            return _mean_std([r[key] for r in rows], scale, digits)
+
+        rows.append({
+            "candidate": name, "what changes": entry["what"],
+            "CAM mIoU": col("miou", 1.0), "precision": col("precision"),
+            "recall": col("recall"), "part recall": col("part_recall"),
+            "body recall": col("body_recall"), "offset y (px)": col("offset_y", 1.0),
+            "offset x (px)": col("offset_x", 1.0), "full sup. mIoU": col("miou", 1.0, rows=full),
+            "seeds (CAM / full)": f"{len(cams)} / {len(full)}",
+        })
+    return pd.DataFrame(rows).set_index("candidate")
+
+
+def verdicts(report: dict) -> pd.DataFrame:
+    """Which criterion each candidate meets ("yes", "no", or "-" where not measured)."""
+    frame = pd.DataFrame({name: {c: ("-" if c not in entry["verdict"]
+                                     else "yes" if entry["verdict"][c] else "no")
+                                 for c in CRITERIA}
+                          for name, entry in report.items()}).T
+    frame["all"] = ["yes" if (row == "yes").all() else "no" for _, row in frame.iterrows()]
+    frame.index.name = "candidate"
+    return frame

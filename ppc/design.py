@@ -57,7 +57,9 @@ def _mean_std(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
 def table(report: dict) -> pd.DataFrame:
     """One row per candidate of a report (``benchmarks/benchmark_design.py``'s
     ``report.json``): the CAM base's mIoU, precision, recall, part and body recall (%),
-    offsets (px) as mean ± std over its seeds, full supervision's mIoU, and the seeds."""
+    offsets (px), the area its seeds mark over the area of the objects (recall /
+    precision: above 1, the seeds spill) as mean ± std over its seeds, full supervision's
+    mIoU, and the seeds."""
     rows = []
     for name, entry in report.items():
         cams, full = list(entry["cam"].values()), list(entry["full"].values())
@@ -70,7 +72,11 @@ def table(report: dict) -> pd.DataFrame:
             "CAM mIoU": col("miou", 1.0), "precision": col("precision"),
             "recall": col("recall"), "part recall": col("part_recall"),
             "body recall": col("body_recall"), "offset y (px)": col("offset_y", 1.0),
-            "offset x (px)": col("offset_x", 1.0), "full sup. mIoU": col("miou", 1.0, rows=full),
+            "offset x (px)": col("offset_x", 1.0),
+            "seed area / object area": _mean_std(
+                [r["recall"] / r["precision"] if r["precision"] > 0 else float("inf")
+                 for r in cams], digits=2),
+            "full sup. mIoU": col("miou", 1.0, rows=full),
             "seeds (CAM / full)": f"{len(cams)} / {len(full)}",
         })
     return pd.DataFrame(rows).set_index("candidate")

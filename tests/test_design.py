@@ -41,6 +41,7 @@ def test_tables_of_a_report():
     assert frame.loc["A", "precision"] == "60.0 ± 0.0"
     assert frame.loc["B", "full sup. mIoU"] == "-" and frame.loc["B", "offset x (px)"] == "2.0"
     assert frame.loc["A", "seeds (CAM / full)"] == "2 / 1"
+    assert frame.loc["A", "seed area / object area"] == "0.83 ± 0.00"  # 0.5 / 0.6
     marks = verdicts(report)
     assert list(marks.loc["A"]) == ["yes"] * 5
     assert marks.loc["B", CRITERIA[2]] == "no" and marks.loc["B", CRITERIA[3]] == "-"

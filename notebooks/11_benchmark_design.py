@@ -1,0 +1,122 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,-all
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Is the benchmark right? A design study
+#
+# {doc}`01_wsss_and_cams` found that the synthetic benchmark does not show the failure it
+# was built for: its CAMs spread over the background and sit a few pixels above their
+# objects, instead of covering the discriminative part and missing the body. This page
+# asks what causes that, and whether a small change gives a benchmark that does show it.
+#
+# **How it was run.** `benchmarks/benchmark_design.py` trains each candidate's plain CAM
+# base (no PPC: the benchmark is chosen without looking at the method it will judge) and,
+# where shown, the fully supervised network of the same size, 300 steps each, and scores
+# the seeds on the benchmark's **val** split (400 images), never on the train split that
+# the other chapters report. A candidate is judged by four criteria (`ppc.design`), written
+# down before the first candidate ran and not changed since:
+#
+# | | criterion | why |
+# |---|---|---|
+# | C1 | foreground precision >= recall | the seeds *under*-segment (miss, not spill) |
+# | C2 | part recall >= body recall + 10 points | they find the discriminative part first |
+# | C3 | abs(offset) <= 1.5 px in y and in x | the CAMs sit on their objects |
+# | C4 | full supervision >= 70 mIoU, CAM <= 0.6 x it | a gap worth closing |
+#
+# The rule was: try candidates cheapest change first, and make the first one that meets
+# all four on 3 seeds the new default. Candidates A-F were listed before any result;
+# G, H and I were added after the earlier ones' first seed (the script says so beside
+# each). Every number is measured on the **synthetic** data on a 2-core CPU; none is a VOC
+# number.
+
+# %% tags=["parameters"]
+report_path = "../results/benchmark_design/report.json"
+
+# %%
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ppc.design import table, verdicts
+
+report = json.loads(Path(report_path).read_text())
+pd.set_option("display.max_colwidth", 80)
+table(report)
+
+# %% [markdown]
+# CAM columns: best-threshold mIoU of the CAM base's seeds and, at that threshold, the
+# precision and recall of their foreground, the recall of part and of body pixels (%), the
+# CAM centroid minus the object centroid (px; negative y: above), and the area the seeds
+# mark over the objects' area (recall / precision: above 1 they spill). Mean ± std over
+# the seeds run (one value: one seed). The runs are stored in `results/benchmark_design/`
+# (config, summary, curve and coverage of each).
+
+# %%
+verdicts(report)
+
+# %% [markdown]
+# ## What the study says
+#
+# * **No candidate meets all four criteria.** By the rule fixed beforehand, the benchmark
+#   stays as it was (A), and so do the runs of every other chapter. No candidate meets C1:
+#   at the best threshold, every candidate's seeds mark more pixels than its objects
+#   have. The area ratio is 1.12 to 1.68, and no candidate comes near 1.
+# * **v1's spill and most of its offset come from the backbone's receptive field.** The
+#   small backbone dilates its last two blocks (2 and 4), so every CAM cell sees the whole
+#   64 px image. A classifier trained with global average pooling may then put its
+#   evidence anywhere in the image. Without dilation (B, receptive field 33 px, 3 seeds),
+#   the seeds change a lot:
+#   * CAM mIoU 28.1 → 56.4 and precision 28.1 → 59.6;
+#   * part recall 36.3 → 87.8, now above body recall (76.9);
+#   * offset y −2.0 → −1.2 px.
+#
+#   At 41 px (D, one seed) the offset is back at −2.7 px. v1's offset also varies between
+#   seeds (−3.2, −0.2 and −2.4 px), so single-seed offsets say little.
+# * **The shared body colours make the CAMs use the body.** In v1 a body colour names a
+#   group of three classes, so the body is evidence too. With one body colour for every
+#   class, a classifier has only the part to go on:
+#   * without dilation (F against B, 3 seeds each), body recall falls 76.9 → 62.4, while
+#     part recall stays at 85-88;
+#   * with v1's dilated backbone (E, 3 seeds), the CAMs stay weak (34.6).
+# * **Why C1 is out of reach here.** A CAM trained from scratch with average pooling fires
+#   wherever its receptive field holds the part: a blob about the receptive field's size
+#   around the part. Two criteria pull against each other:
+#   * to stay inside the object (C1), that blob must be smaller than the object;
+#   * to name the class of every body pixel, full supervision must see the part from all
+#     of them, which needs a receptive field about the object's size.
+#
+#   Larger bodies (G) raised recall and lowered full supervision to 79.1. A part at the
+#   body's centre (I) kept the seeds tighter, but raised CAM to 62.0, above 0.6 x full
+#   supervision (C4). Real CAMs come from ImageNet-pretrained networks, whose features are
+#   local before any WSSS training. A stand-in for that pre-training is the next candidate
+#   worth trying.
+# * **F comes closest: no dilation and one body colour.** It meets:
+#   * C2: part 85.0 against body 62.4;
+#   * C3: −0.5 px;
+#   * C4, narrowly: CAM 49.7 ± 4.4 against 0.6 x 83.3 = 50.0.
+#
+#   It misses C1 (precision 56.2, recall 63.6). Adopting it would mean changing the rule
+#   after seeing the results, so the book does not; the decision is left open.
+#
+# **For the rest of the book** this means: the ablations measure PPC on a benchmark whose
+# CAM seeds are spread and displaced, not one where they cover only the discriminative
+# part. Read their gains and losses as effects on that kind of seed.
+#
+# Rerun the study, or add a candidate (`CANDIDATES` in the script), with
+#
+# ```bash
+# .venv/bin/python benchmarks/benchmark_design.py --candidates A B F --seeds 0 1 2 --full \
+#     --out runs/design -- --threads 2
+# ```
+#
+# Every run takes about 2 minutes here, and finished runs are reused.

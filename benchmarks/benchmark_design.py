@@ -35,6 +35,8 @@ from pathlib import Path
 
 from ppc.design import judge
 
+PRETRAINED = "results/pretrain/small_local.pth"
+
 #: name -> (what changes, options for python -m ppc run)
 CANDIDATES = {
     "A": ("v1, as it was (control)", []),
@@ -63,6 +65,13 @@ CANDIDATES = {
     "I": ("G + the part at the body's centre (part_offset 0.45 -> 0)",
           ["--dilations", "1", "1", "--synthetic.body_groups", "1",
            "--synthetic.body_radius", "12", "20", "--synthetic.part_offset", "0"]),
+    # added after A-I: a stand-in for ImageNet pre-training, whose features are local
+    # before any WSSS training (python -m ppc.pretrain: a dense colour task on images of
+    # its own, no benchmark data). Written by this script when missing
+    "J": ("A + backbone pre-trained on a dense colour task (ppc.pretrain)",
+          ["--weights", PRETRAINED]),
+    "K": ("E + backbone pre-trained on a dense colour task (ppc.pretrain)",
+          ["--synthetic.body_groups", "1", "--weights", PRETRAINED]),
 }
 
 
@@ -92,6 +101,9 @@ def main() -> None:
                         help="more options for python -m ppc run (after --)")
     args = parser.parse_args()
     extra = [a for a in args.extra if a != "--"]
+    if any(PRETRAINED in CANDIDATES[name][1] for name in args.candidates) and not Path(
+            PRETRAINED).exists():
+        subprocess.run([sys.executable, "-m", "ppc.pretrain", "--out", PRETRAINED], check=True)
     path = Path(args.out) / "report.json"
     report = json.loads(path.read_text()) if path.exists() else {}
     report = {k: v for k, v in report.items() if isinstance(v.get("cam"), dict)}

@@ -148,7 +148,7 @@ pd.DataFrame({
 #   features with it.
 #
 # {doc}`11_benchmark_design` traces most of the spill and the offset to the small
-# backbone's receptive field (its dilated last blocks see the whole image), tries nine
+# backbone's receptive field (its dilated last blocks see the whole image), tries ten
 # variants of the benchmark against criteria fixed beforehand, and explains why none met
 # them all, so this benchmark stays as it is.
 #

@@ -112,7 +112,10 @@ verdicts(report)
 #   * C4, narrowly: CAM 49.7 ± 4.4 against 0.6 x 83.3 = 50.0.
 #
 #   It misses C1 (precision 56.2, recall 63.6). Adopting it would mean changing the rule
-#   after seeing the results, so the book does not; the decision is left open.
+#   after seeing the results, so the book does not; the decision is left open. One thing
+#   could inform it and was not measured: whether real CAM seeds meet C1 on PASCAL VOC
+#   (there is no VOC on this machine). If they do not either, C1 asks more of the
+#   benchmark than real data shows.
 #
 # **For the rest of the book** this means: the ablations measure PPC on a benchmark whose
 # CAM seeds are spread and displaced, not one where they cover only the discriminative

@@ -4,11 +4,19 @@ What it measures
 ----------------
 The wall-clock time of one training step as ``ppc.train.train`` runs it (both views
 forward, every loss term via :func:`ppc.train.training_losses`, ``zero_grad``, backward,
-optimizer and scheduler step) WITH the PPC loss (``use_ppc=True``) and WITHOUT it
-(``use_ppc=False``, which also skips the projection head ``f_proj``: the overhead is
-that of the whole method, head forward and backward included), and the peak memory of
-each. Images/s counts the source images of a step (the batch size); the target view
-T = A(S) is made inside the step.
+optimizer and scheduler step), and the peak memory, of three variants:
+
+* ``base``: without PPC (``use_ppc=False``, which also skips the projection head
+  ``f_proj``);
+* ``head``: the projection head and the alignment of S's maps to T's grid, forward and
+  backward, but a zero loss in place of the PPC loss (what the method costs besides its
+  loss);
+* ``ppc``: the whole method (``use_ppc=True``).
+
+The table gives each one's overhead over ``base``, and for ``ppc`` also the loss's own
+share, ``(ppc - head) / base``: what "the PPC loss adds to the step" means in the
+issue's target. Images/s counts the source images of a step (the batch size); the target
+view T = A(S) is made inside the step.
 
 * CPU case (always): the synthetic recipe ``RunConfig()`` (small backbone, 64 px images,
   batch 32, 6 classes), for base "cam" and base "seam" (``--bases``).
@@ -20,13 +28,14 @@ T = A(S) is made inside the step.
 
 Inputs are random batches of the right shape, prepared on the device before timing
 (images ``randn``, multi-hot labels with 1.4 positives per image on average), so no data
-loading is timed. Both variants get the same model initialisation (seed 0), the same
+loading is timed. All variants get the same model initialisation (seed 0), the same
 batches in the same order and their own optimizer; the PPC loss is built with
 ``validate=False`` (as training on CUDA does). After ``--warmup`` untimed steps of each,
-the two variants are timed in one process, interleaved: alternating blocks of ``--block``
-steps (order swapped every round), ``--steps`` timed steps each. The table gives the
-median step time of each variant, images/s = batch size / median, and the PPC overhead
-``median(PPC) / median(base) - 1`` (target: below 5%). On CUDA every timed step is
+the variants are timed in one process, interleaved: rounds of ``--block`` steps each
+(order reversed every round), ``--steps`` timed steps each. The table gives the median
+step time of each variant, images/s = batch size / median, the overhead
+``median(variant) / median(base) - 1``, and the loss's share
+``(median(ppc) - median(head)) / median(base)`` (target: below 5%). On CUDA every timed step is
 bracketed by ``torch.cuda.synchronize()``.
 
 Peak memory: on the CPU, each variant runs ``max(2, warmup)`` steps in a subprocess of
@@ -89,7 +98,7 @@ NUM_BATCHES = 4  # distinct random batches, cycled through
 POSITIVES = 1.4  # mean positive labels per image: 1, plus a second one with p = 0.4
 VOC_CLASSES = 20
 VOC_CROP = 448
-VARIANTS = ("base", "ppc")  # use_ppc False, True
+VARIANTS = ("base", "head", "ppc")  # no PPC; f_proj without the loss; the whole method
 MIB = 2**20
 
 
@@ -132,17 +141,27 @@ def random_batches(batch_size: int, num_classes: int, size: int,
     return batches
 
 
+class ZeroLoss(torch.nn.Module):
+    """Stands in for the PPC loss in the ``head`` variant: a zero that still sends (zero)
+    gradients back through both views' projections, so ``f_proj`` and the alignment of
+    S's maps run forward and backward as with the real loss."""
+
+    def forward(self, proj_s, cams_s, proj_t, cams_t, labels, **_) -> dict:
+        return {"total": 0.0 * (proj_s.float().mean() + proj_t.float().mean())}
+
+
 def build_variant(config: RunConfig, name: str, num_classes: int,
                   device: torch.device) -> Variant:
     """Model, optimizer and step context as ``ppc.train.train`` builds them."""
-    config = config.replace(use_ppc=name == "ppc")
-    torch.manual_seed(SEED)  # the same initial weights for both variants
+    config = config.replace(use_ppc=name != "base")
+    torch.manual_seed(SEED)  # the same initial weights for every variant
     model = build_model(config, num_classes).to(device)
     if device.type == "cuda" and config.channels_last != "off":
         model = model.to(memory_format=torch.channels_last)
     model.train()
     optimizer, scheduler = make_optimizer(config, model)
-    loss = PixelToPrototypeContrast(config.ppc.replace(validate=False))
+    loss = (PixelToPrototypeContrast(config.ppc.replace(validate=False)) if name == "ppc"
+            else ZeroLoss())
     generator = torch.Generator(device=device).manual_seed(SEED)
     amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
     return Variant(name, config, model, optimizer, scheduler,
@@ -317,21 +336,22 @@ def run_cuda(args: argparse.Namespace, log) -> tuple[list[dict], list[str]]:
 
 # -- report ----------------------------------------------------------------------------------
 def print_table(rows: list[dict]) -> None:
+    """One line per (case, base, variant); the overhead over ``base`` and, on the ``ppc``
+    line, the loss's own share ``(ppc - head) / base``."""
     header = (f"{'case':<22}  {'base':<5}  {'variant':<7}  {'ms/step':>9}  {'images/s':>9}  "
-              f"{'peak MiB':>9}  {'PPC overhead %':>14}")
+              f"{'peak MiB':>9}  {'over base %':>11}  {'loss alone %':>12}")
     print(header)
     print("-" * len(header))
-    base_seconds = {}
+    seconds = {(r["case"], r["base"], r["variant"]): r["seconds"] for r in rows}
     for r in rows:
         key = (r["case"], r["base"])
-        if r["variant"] == "base":
-            base_seconds[key] = r["seconds"]
-            overhead = "-"
-        else:
-            overhead = f"{100 * (r['seconds'] / base_seconds[key] - 1):+.1f}"
+        base = seconds[(*key, "base")]
+        overhead = "-" if r["variant"] == "base" else f"{100 * (r['seconds'] / base - 1):+.1f}"
+        alone = (f"{100 * (r['seconds'] - seconds[(*key, 'head')]) / base:+.1f}"
+                 if r["variant"] == "ppc" else "-")
         print(f"{r['case']:<22}  {r['base']:<5}  {r['variant']:<7}  "
               f"{1e3 * r['seconds']:>9.1f}  {r['batch'] / r['seconds']:>9.1f}  "
-              f"{r['peak_mib']:>9.0f}  {overhead:>14}")
+              f"{r['peak_mib']:>9.0f}  {overhead:>11}  {alone:>12}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

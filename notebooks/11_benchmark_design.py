@@ -34,7 +34,8 @@
 #
 # The rule was: try candidates cheapest change first, and make the first one that meets
 # all four on 3 seeds the new default. Candidates A-F were listed before any result;
-# G-K were added after the earlier ones' first seed (the script says so beside each). Every number is measured on the **synthetic** data on a 2-core CPU; none is a VOC
+# G-K were added after the earlier ones' first seed (the script says so beside each).
+# Every number is measured on the **synthetic** data on a 2-core CPU; none is a VOC
 # number.
 
 # %% tags=["parameters"]

@@ -41,5 +41,7 @@ def test_bench_train_step_runs_one_step(capsys):
                            "--threads", "1"])
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if line.startswith("cpu small")]
-    assert [row[4] for row in rows] == ["base", "ppc"]
-    assert rows[1][-1].startswith(("+", "-"))  # the PPC overhead in %
+    assert [row[4] for row in rows] == ["base", "head", "ppc"]
+    assert rows[0][-2:] == ["-", "-"] and rows[1][-1] == "-"
+    assert rows[1][-2].startswith(("+", "-")) and rows[2][-2].startswith(("+", "-"))
+    assert rows[2][-1].startswith(("+", "-"))  # the PPC loss's own share, in %

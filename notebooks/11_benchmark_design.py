@@ -129,4 +129,11 @@ verdicts(report)
 #     --out runs/design -- --threads 2
 # ```
 #
-# Every run takes about 2 minutes here, and finished runs are reused.
+# Every run takes about 2 minutes here, and finished runs are reused. To run the training
+# notebook on candidate F instead of the book's benchmark (in a folder of its own, so the
+# book's VOC-layout copy is left alone):
+#
+# ```bash
+# .venv/bin/python -m ppc.notebooks 05_training -p voc_root /tmp/bench_f -p out_dir /tmp/run_f \
+#     -p extra '{"dilations": [1, 1], "synthetic__body_groups": 1}' -o /tmp/run_f.ipynb
+# ```

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from .voc import IGNORE_INDEX, write_label_png, write_voc_annotation
+from .voc import GENERATED_MARKER, IGNORE_INDEX, write_label_png, write_voc_annotation
 
 SPLITS = ("train_aug", "val")
 #: values of the ``regions`` maps: background (clutter included), object body, discriminative part
@@ -329,7 +330,7 @@ def write_voc(root: str | Path, config: SyntheticConfig | None = None, seed: int
 
 
 #: the file in a written benchmark folder that names its config and seed
-MARKER = "synthetic.json"
+MARKER = GENERATED_MARKER
 _WRITTEN_FOLDERS = ("JPEGImages", "SegmentationClass", "SegmentationClassAug", "Annotations",
                     "ImageSets/Segmentation")
 
@@ -351,8 +352,7 @@ def ensure_voc(root: str | Path, config: SyntheticConfig | None = None, seed: in
     if marker.is_file():
         if marker.read_text() == _marker_text(config, seed):
             return root
-        import shutil  # our own folder, of another benchmark: remove what write_voc wrote
-
+        # our own folder, holding another benchmark: remove what write_voc wrote
         for sub in _WRITTEN_FOLDERS:
             shutil.rmtree(root / sub, ignore_errors=True)
         for name in ("classes.txt", MARKER):

@@ -156,6 +156,10 @@ def write_label_table(path: str | Path, table: dict[str, list[int]], names) -> N
     tmp.replace(path)
 
 
+#: written by ppc.data.synthetic.write_voc: the config and seed of a generated benchmark
+GENERATED_MARKER = "synthetic.json"
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("PPC_CACHE", Path.home() / ".cache" / "ppc"))
 
@@ -243,7 +247,7 @@ class VOCSegmentation(Dataset):
     def _table_paths(self) -> list[Path]:
         # a generated benchmark names its content (synthetic.json): a regenerated folder
         # at the same path must not reuse the labels of the old one
-        marker = self.root / "synthetic.json"
+        marker = self.root / GENERATED_MARKER
         content = marker.read_text() if marker.is_file() else ""
         key = hashlib.sha256(f"{self.root.resolve()}|{'|'.join(self.class_names)}|{content}"
                              .encode()).hexdigest()[:16]

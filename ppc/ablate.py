@@ -325,6 +325,9 @@ def main(argv=None) -> int:
     parser.add_argument("families", nargs="*", help=f"families: {', '.join(FAMILIES)}")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per row")
     parser.add_argument("--list", action="store_true", help="list families and rows")
+    parser.add_argument("--results", type=lambda p: Path(p).resolve(), default=RESULTS,
+                        help="where the runs go (default: results/ablations, which the book "
+                             "reads); another folder keeps a rerun apart until it is complete")
     args = parser.parse_args(argv)
     if args.list or not args.families:
         for name, rows in FAMILIES.items():
@@ -336,7 +339,8 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     for family in args.families:
-        frame = sweep(family, range(args.seeds), log=lambda m: print(m, flush=True))
+        frame = sweep(family, range(args.seeds), results=args.results,
+                      log=lambda m: print(m, flush=True))
         print(table(frame).to_string(index=False))
     return 0
 

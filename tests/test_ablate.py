@@ -85,6 +85,19 @@ def _config(row, seed=0):
     return ablate.row_config({"seed": seed, "out_dir": "x", **row.parameters})
 
 
+def test_command_line_sends_runs_to_the_results_folder(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def fake_sweep(family, seeds, *, results, log):
+        calls.append((family, list(seeds), results))
+        return ablate.collect(family, results=results)
+
+    monkeypatch.setattr(ablate, "sweep", fake_sweep)
+    assert ablate.main(["tau", "--seeds", "2", "--results", str(tmp_path)]) == 0  # absolute
+    assert ablate.main(["tau"]) == 0
+    assert calls == [("tau", [0, 1], tmp_path), ("tau", [0, 1, 2], ablate.RESULTS)]
+
+
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_rows_are_valid_run_configs(family):
     for row in FAMILIES[family]:

@@ -91,3 +91,27 @@ def verdicts(report: dict) -> pd.DataFrame:
     frame["all"] = ["yes" if (row == "yes").all() else "no" for _, row in frame.iterrows()]
     frame.index.name = "candidate"
     return frame
+
+
+def seed_figure(run_dir, num_images: int = 6, device: str = "cpu", title: str = ""):
+    """A figure of a finished CAM-base run's seeds on the first ``num_images`` images of
+    its evaluation split: image, ground truth, the CAM of the first class present, and the
+    pseudo mask at the run's best background threshold (``ppc.plotting.show_samples``)."""
+    import json
+    from pathlib import Path
+
+    from .infer import sample_cams, seeds_at
+    from .plotting import show_samples
+    from .train import build_dataset, load_trained
+
+    run_dir = Path(run_dir)
+    config, model = load_trained(run_dir, device)
+    data = build_dataset(config, config.eval_split, train=False)
+    samples = [data[i] for i in range(num_images)]
+    cams = sample_cams(model, samples, config.scales, config.flip, device)
+    best = json.loads((run_dir / "summary.json").read_text())["best_threshold"]
+    fig = show_samples(samples, data.class_names, cams=cams,
+                       pseudo=seeds_at(samples, cams, best))
+    fig.suptitle(f"{title or run_dir} (seeds at background threshold {best:.2f})",
+                 fontsize=9, y=1.03)
+    return fig

@@ -4,8 +4,8 @@
 
 The benchmark is worth having only if a plain CAM baseline *under-segments* it (its seeds
 cover the discriminative part and miss the body) while a fully supervised network of the
-same size does well. Version 1 (the default until this study) did not: its CAMs spread
-over clutter and sat ~4-6 px above their objects (issue 3 notes). This script trains each
+same size does well. Version 1 (the default) did not seem to: its CAMs spread over
+clutter and sat ~4-6 px above their objects (issue 3 notes). This script trains each
 candidate's CAM base (and, with ``--full``, its fully supervised upper bound) on the
 synthetic *train_aug* split, scores the seeds on the *val* split (never on train, where
 the book reports), and checks the criteria below. They were written before any candidate
@@ -22,7 +22,13 @@ means over the seeds run; checked by ``ppc.design.judge``):
 
 Candidates are tried in the order below, cheapest change first; the first one that meets
 every criterion on 3 seeds is the next default. PPC is not run here: the benchmark is
-chosen without looking at the method it is meant to evaluate.
+chosen without looking at the method it is meant to evaluate. Outcome: none met all four
+(the book's page "Is the benchmark right?"), so the default is unchanged.
+
+The book's copy of the study is ``results/benchmark_design/`` (every run's config,
+summary, curve and coverage, and ``report.json``). ``--out results/benchmark_design``
+reuses those runs (a finished run is not retrained) and adds new candidates or seeds to
+the report; run from the repository root (``--weights`` paths are relative to it).
 """
 
 from __future__ import annotations

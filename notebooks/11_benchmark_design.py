@@ -119,16 +119,17 @@ for name in ("A", "B", "F"):
 #   * without dilation (F against B, 3 seeds each), body recall falls 76.9 → 62.4, while
 #     part recall stays at 85-88;
 #   * with v1's dilated backbone (E, 3 seeds), the CAMs stay weak (34.6).
-# * **Why C1 is out of reach here.** A CAM trained from scratch with average pooling fires
-#   wherever its receptive field holds the part: a blob about the receptive field's size
-#   around the part. Two criteria pull against each other:
+# * **Why C1 may be out of reach here (a hypothesis).** A CAM trained from scratch with
+#   average pooling fires wherever its receptive field holds the part: a blob about the
+#   receptive field's size around the part. If so, two criteria pull against each other:
 #   * to stay inside the object (C1), that blob must be smaller than the object;
 #   * to name the class of every body pixel, full supervision must see the part from all
 #     of them, which needs a receptive field about the object's size.
 #
 #   Larger bodies (G) raised recall and lowered full supervision to 79.1. A part at the
 #   body's centre (I) kept the seeds tighter, but raised CAM to 62.0, above 0.6 x full
-#   supervision (C4).
+#   supervision (C4). Both fit the hypothesis, with one seed each; the figures above add
+#   a second cause, the seeds' reach onto clutter at a low threshold.
 # * **A stand-in for ImageNet pre-training did not help either.** Real CAMs come from
 #   ImageNet-pretrained networks, whose features are local before any WSSS training.
 #   `ppc.pretrain` pre-trains the small backbone on a dense task of its own: name the
@@ -160,7 +161,8 @@ for name in ("A", "B", "F"):
 #     --out runs/design -- --threads 2
 # ```
 #
-# Every run takes about 2 minutes here, and finished runs are reused. To run the training
+# Every run takes about 2 minutes here. Finished runs are reused, and
+# `--out results/benchmark_design` reuses this page's runs. To run the training
 # notebook on candidate F instead of the book's benchmark (in a folder of its own, so the
 # book's VOC-layout copy is left alone):
 #

@@ -40,6 +40,7 @@ import sys
 from pathlib import Path
 
 from ppc.design import judge
+from ppc.experiment import coverage
 
 PRETRAINED = "results/pretrain/small_local.pth"
 
@@ -89,8 +90,6 @@ def run_one(out: Path, seed: int, base: str, options: list[str]) -> dict:
     result = {"miou": 100 * summary["best_miou"], "threshold": summary["best_threshold"],
               "seconds": sum(summary["seconds"].values())}
     if base != "full":
-        from ppc.experiment import coverage
-
         result.update(coverage(out))
     return result
 

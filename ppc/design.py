@@ -16,7 +16,9 @@ All on the *val* split, at each run's best background threshold, means over seed
 
 from __future__ import annotations
 
+import json
 import statistics
+from pathlib import Path
 
 import pandas as pd
 
@@ -97,9 +99,6 @@ def seed_figure(run_dir, num_images: int = 6, device: str = "cpu", title: str = 
     """A figure of a finished CAM-base run's seeds on the first ``num_images`` images of
     its evaluation split: image, ground truth, the CAM of the first class present, and the
     pseudo mask at the run's best background threshold (``ppc.plotting.show_samples``)."""
-    import json
-    from pathlib import Path
-
     from .infer import sample_cams, seeds_at
     from .plotting import show_samples
     from .train import build_dataset, load_trained

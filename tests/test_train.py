@@ -55,6 +55,18 @@ def test_three_steps_per_base(tmp_path, base, use_ppc):
     assert (out / "model.pt").exists() and (out / "config.json").exists()
 
 
+@pytest.mark.parametrize("base", ["cam", "seam"])
+def test_bf16_autocast_and_channels_last_train_and_infer(tmp_path, base):
+    # the CUDA defaults (amp and channels_last "auto"), forced on the CPU: SEAM's PCM
+    # once fed the backbone's bf16 features to its float32 convolutions and failed
+    summary = run(tiny(tmp_path, base=base, use_ppc=True, amp="bf16", channels_last="on"),
+                  progress=False)
+    rows = _metrics(tmp_path / "run")
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert all(np.isfinite(v) for row in rows for v in row.values())
+    assert 0.0 <= summary["best_miou"] <= 1.0
+
+
 def test_f_proj_runs_only_where_ppc_uses_it(tmp_path, monkeypatch):
     # without PPC (and before ppc_start_step) training skips the projection head
     from ppc.models.net import WSSSNet

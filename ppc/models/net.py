@@ -78,8 +78,8 @@ class WSSSNet(nn.Module):
             top = cam.amax(dim=1, keepdim=True)
             cam = torch.cat([1 - top, cam * (cam >= top)], dim=1)  # bg first, fg argmax only
 
-        def side(name, conv):
-            f = F.relu(conv(feats[name].detach()))
+        def side(name, conv):  # float32 (autocast is off below): bf16 features are cast
+            f = F.relu(conv(feats[name].detach().float()))
             return f if f.shape[2:] == (h, w) else F.interpolate(
                 f, (h, w), mode="bilinear", align_corners=True)
 

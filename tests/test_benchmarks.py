@@ -1,6 +1,8 @@
 """The benchmark scripts still run (tiny sizes; their numbers are not checked here)."""
 
+import os
 import random
+import subprocess
 import sys
 from pathlib import Path
 
@@ -45,3 +47,34 @@ def test_bench_train_step_runs_one_step(capsys):
     assert rows[0][-2:] == ["-", "-"] and rows[1][-1] == "-"
     assert rows[1][-2].startswith(("+", "-")) and rows[2][-2].startswith(("+", "-"))
     assert rows[2][-1].startswith(("+", "-"))  # the PPC loss's own share, in %
+
+
+def test_cuda_case_recipe_trains_a_step_on_the_cpu():
+    # the CUDA case's code path (ResNet-38, SEAM + PPC, bf16 autocast, channels-last
+    # images) at a small size on the CPU, so it is known to run before a GPU is lent
+    cpu = torch.device("cpu")
+    config = bench_train_step.cuda_config("resnet38").replace(
+        device="cpu", amp="bf16", channels_last="on", batch_size=2)
+    batch = bench_train_step.random_batches(2, bench_train_step.VOC_CLASSES, 64, cpu)[0]
+    variant = bench_train_step.build_variant(config, "ppc", bench_train_step.VOC_CLASSES, cpu)
+    assert variant.ctx.amp and variant.config.base == "seam"
+    before = variant.model.cam_head.weight.detach().clone()
+    bench_train_step.train_step(variant, batch)
+    after = variant.model.cam_head.weight.detach()
+    assert torch.isfinite(after).all() and not torch.equal(after, before)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without CUDA")
+def test_gpu_checks_script_refuses_without_cuda(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_checks.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0  # it parses
+    result = subprocess.run(["bash", str(script)], capture_output=True, text=True,
+                            env={**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path)})
+    assert result.returncode == 3
+    assert "sees no CUDA device" in result.stderr and "NVIDIA GPU" in result.stderr
+    # the tests it runs on the GPU exist
+    text = script.read_text()
+    root = script.parents[1]
+    assert (root / "tests" / "test_cuda.py").exists()
+    assert "def test_loss_makes_no_sync_on_cuda(" in (root / "tests" / "test_loss.py").read_text()
+    assert "tests/test_loss.py::test_loss_makes_no_sync_on_cuda" in text

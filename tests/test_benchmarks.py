@@ -31,6 +31,7 @@ def test_bench_loss_prints_a_speed_up_per_map_size(capsys):
     rows = [line for line in out.splitlines() if line.lstrip().startswith(("4x4", "6x6"))]
     assert len(rows) == 6  # per size: a timing row, and the loop's and ours loss values
     assert all(row.split()[4].endswith("x") for row in rows[:2])  # the speed-up column
+    assert all(row.split()[6].endswith("x") for row in rows[:2])  # the kernels' bound
 
 
 def test_bench_loss_rejects_bad_sizes():

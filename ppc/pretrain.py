@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.synthetic import _ellipse, _hsv_to_rgb
+from .data.synthetic import ellipse, hsv_to_rgb
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .models.backbones import SmallNet
 
@@ -58,7 +58,7 @@ def reference_colours(config: PretrainConfig) -> np.ndarray:
     hues = (np.arange(n) / n + rng.uniform(0, 1 / n)) % 1.0
     sat = np.where(np.arange(n) % 2 == 0, 0.9, 0.45)
     val = np.where(np.arange(n) % 4 < 2, 0.95, 0.6)
-    return _hsv_to_rgb(hues, sat, val)
+    return hsv_to_rgb(hues, sat, val)
 
 
 def make_batch(config: PretrainConfig, rng: np.random.Generator, colours: np.ndarray
@@ -72,7 +72,7 @@ def make_batch(config: PretrainConfig, rng: np.random.Generator, colours: np.nda
         labels[i] = rng.integers(config.num_colours)
         for _ in range(rng.integers(config.shapes[0], config.shapes[1] + 1)):
             r = rng.uniform(3, size / 3)
-            blob = _ellipse(yy, xx, *rng.uniform(0, size, 2), r * rng.uniform(0.4, 1.0), r,
+            blob = ellipse(yy, xx, *rng.uniform(0, size, 2), r * rng.uniform(0.4, 1.0), r,
                             rng.uniform(0, np.pi))
             labels[i][blob] = rng.integers(config.num_colours)
     images = colours[labels] + rng.normal(0, config.pixel_noise, (b, size, size, 3))

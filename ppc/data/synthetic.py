@@ -148,11 +148,12 @@ def palettes(config: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
     hues = hues[rng.permutation(n)]
     sat = np.where(np.arange(n) % 2 == 0, 0.85, 0.6)
     val = np.where(np.arange(n) % 3 == 0, 0.95, 0.75)
-    colours = _hsv_to_rgb(hues, sat, val)
+    colours = hsv_to_rgb(hues, sat, val)
     return colours[: config.body_groups], colours[config.body_groups:]
 
 
-def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+def hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """RGB colours ``[n, 3]`` in [0, 1] of hues, saturations and values ``[n]`` in [0, 1]."""
     i = np.floor(h * 6).astype(int) % 6
     f = h * 6 - np.floor(h * 6)
     p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
@@ -163,7 +164,9 @@ def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     return table[i, np.arange(len(h))]
 
 
-def _ellipse(yy, xx, cy, cx, ry, rx, angle):
+def ellipse(yy, xx, cy, cx, ry, rx, angle):
+    """Bool mask of the ellipse centred at ``(cy, cx)`` with radii ``ry``, ``rx``, turned by
+    ``angle`` (radians), on the pixel grids ``yy``, ``xx``."""
     c, s = np.cos(angle), np.sin(angle)
     dy, dx = yy - cy, xx - cx
     u, w = c * dx + s * dy, -s * dx + c * dy
@@ -189,7 +192,7 @@ def render_image(config: SyntheticConfig, rng: np.random.Generator, body, part, 
         else:
             colour = rng.uniform(0.05, 0.95, 3)
         r = rng.uniform(0.3, 0.8) * config.body_radius[1]
-        blob = _ellipse(yy, xx, *rng.uniform(0, size, 2), r * rng.uniform(0.5, 1.0), r,
+        blob = ellipse(yy, xx, *rng.uniform(0, size, 2), r * rng.uniform(0.5, 1.0), r,
                         rng.uniform(0, np.pi))
         image[blob] = colour
 
@@ -214,7 +217,7 @@ def render_image(config: SyntheticConfig, rng: np.random.Generator, body, part, 
                 break
         centres.append((cy, cx, max(ry, rx)))
         angle = rng.uniform(0, np.pi)
-        body_mask = _ellipse(yy, xx, cy, cx, ry, rx, angle)
+        body_mask = ellipse(yy, xx, cy, cx, ry, rx, angle)
         image[body_mask] = body[c // group_size] + rng.normal(0, config.colour_jitter, 3)
         theta = rng.uniform(0, 2 * np.pi)
         dist = config.part_offset * min(ry, rx) * rng.uniform(0.5, 1.0)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .data.synthetic import SyntheticConfig
 from .loss import PPCConfig
+from .models.backbones import SMALL_DILATIONS
 from .models.net import BACKBONES, BASES
 from .views import ViewConfig
 
@@ -53,7 +54,7 @@ class RunConfig:
     weights: str | None = None
     base: str = "cam"
     width: int = 32
-    dilations: tuple[int, int] = (2, 4)
+    dilations: tuple[int, int] = SMALL_DILATIONS
     proj_dim: int = 128
     dropout: float = 0.0
     view: ViewConfig = field(default_factory=lambda: ViewConfig(scale=0.5))

@@ -30,7 +30,7 @@ from torch import nn
 
 from .data.synthetic import ellipse, hsv_to_rgb
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from .models.backbones import SmallNet
+from .models.backbones import SMALL_DILATIONS, SmallNet
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class PretrainConfig:
     shapes: tuple[int, int] = (4, 10)  # (min, max) ellipses per image
     pixel_noise: float = 0.03
     width: int = 32
-    dilations: tuple[int, int] = (2, 4)
+    dilations: tuple[int, int] = SMALL_DILATIONS
     steps: int = 300
     batch_size: int = 32
     lr: float = 3e-3

@@ -20,6 +20,10 @@ def check_images(x: Tensor) -> None:
         raise ValueError(f"images must have shape [N, 3, H, W], got {shape}")
 
 
+#: dilation of the small backbone's last two blocks (receptive field 65 px)
+SMALL_DILATIONS = (2, 4)
+
+
 class SmallNet(nn.Module):
     """Six conv-BN-ReLU blocks trained from scratch on the synthetic benchmark.
 
@@ -32,7 +36,7 @@ class SmallNet(nn.Module):
 
     output_stride = 4
 
-    def __init__(self, width: int = 32, dilations: tuple[int, int] = (2, 4)) -> None:
+    def __init__(self, width: int = 32, dilations: tuple[int, int] = SMALL_DILATIONS) -> None:
         super().__init__()
         if len(dilations) != 2 or any(int(d) != d or d < 1 for d in dilations):
             raise ValueError(f"dilations must be two integers >= 1 (blocks 5 and 6), got "

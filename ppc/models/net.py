@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .backbones import SmallNet, TorchvisionResNet, pixel_correlation
+from .backbones import SMALL_DILATIONS, SmallNet, TorchvisionResNet, pixel_correlation
 
 BASES = ("cam", "seam", "full")
 BACKBONES = ("small", "resnet38", "resnet50", "resnet101")
@@ -106,7 +106,7 @@ class WSSSNet(nn.Module):
 
 
 def build_backbone(name: str, weights: str | None = None, width: int = 32,
-                   dilations: tuple[int, int] = (2, 4)) -> nn.Module:
+                   dilations: tuple[int, int] = SMALL_DILATIONS) -> nn.Module:
     """``small``, ``resnet38``, ``resnet50`` or ``resnet101``. ``weights`` is a torchvision
     weight name for resnet50/101 (local files are loaded by the caller); ``width`` and
     ``dilations`` shape the small backbone."""

@@ -331,7 +331,7 @@ def hard_pixel_sampling(
     lower = (upper - torch.floor(size * hard_fraction).long()).clamp_min(0)
     per_class = n_random + upper - lower
     eligible = (counts >= 2) & (per_class > 0)
-    eligible[num_classes] = False
+    eligible[num_classes:] = False  # a slice: fill_, no host-to-device copy
     num_present = (counts[:num_classes] > 0).sum().clamp_min(1)
     class_weight = torch.where(eligible, 1.0 / (per_class.clamp_min(1) * num_present), 0.0)
 

@@ -125,7 +125,7 @@ def _global_top_k(
     world = dist.get_world_size(process_group)
     rank = dist.get_rank(process_group)
     sizes = torch.zeros(world, dtype=torch.long, device=values.device)
-    sizes[rank] = local_pixels
+    sizes[rank : rank + 1] = local_pixels  # a slice: fill_, no host-to-device copy
     dist.all_reduce(sizes, group=process_group)
     offset = sizes.cumsum(0)[rank] - local_pixels
     global_indices = torch.where(indices >= 0, indices + offset, indices)

@@ -2,11 +2,11 @@ import dataclasses
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import ppc
 from inputs import random_batch
 from reference import ppc_loss
+from sync_check import FailOnSync
 
 
 def _two_views(seed, **kw):
@@ -147,27 +147,6 @@ def test_module_bad_inputs():
         m(ps, cs, pt, ct, labels, pixel_mask=torch.ones(3, 6, 5))
 
 
-class _FailOnSync(TorchDispatchMode):
-    """Fails on operations that synchronise host and device on a GPU."""
-
-    def __init__(self):
-        super().__init__()
-        self.syncs = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        name = str(func)
-        if func in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default,
-                    torch.ops.aten.masked_select.default):
-            self.syncs.append(name)
-        elif func in (torch.ops.aten.index.Tensor, torch.ops.aten.index_put.default,
-                      torch.ops.aten.index_put_.default):
-            indices = args[1] if len(args) > 1 else kwargs.get("indices", ())
-            if any(i is not None and i.dtype == torch.bool for i in indices):
-                self.syncs.append(name + " with a bool mask")
-        return func(*args, **kwargs)
-
-
 @pytest.mark.parametrize("variant", ["default", "paper"])
 def test_loss_makes_no_host_device_sync(variant):
     ps, cs, pt, ct, labels = _two_views(9, c=20, d=16, h=8, w=8)
@@ -175,13 +154,13 @@ def test_loss_makes_no_host_device_sync(variant):
         if variant == "paper" else {}
     module = ppc.PixelToPrototypeContrast(ppc.PPCConfig(validate=False, **extra))
     mask = torch.rand(3, 8, 8) < 0.9
-    with _FailOnSync() as mode:
+    with FailOnSync() as mode:
         out = module(ps, cs, pt, ct, labels, pixel_mask=mask,
                      generator=torch.Generator().manual_seed(0))
         out["total"].backward()
     assert mode.syncs == []
     # the checker does see a sync: value validation costs one
-    with _FailOnSync() as mode:
+    with FailOnSync() as mode:
         ppc.PixelToPrototypeContrast()(ps, cs, pt, ct, labels)
     assert "aten._local_scalar_dense.default" in mode.syncs
 

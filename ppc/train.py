@@ -217,11 +217,12 @@ def _set_rng_state(state: dict, generator: torch.Generator) -> None:
 
 
 # -- the loop --------------------------------------------------------------------------------
-def _setup_distributed() -> tuple[int, int]:
+def _setup_distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size) under ``torchrun``, the process group started with the backend
+    of the run's device (nccl on CUDA, gloo on the CPU, also on a machine with a GPU)."""
     if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
         if not dist.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            dist.init_process_group(backend)
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
@@ -232,14 +233,14 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
     ``stop_after`` ends this call after that many steps of the run (a checkpoint is
     written), as if the run had been killed there; calling ``train`` again resumes it.
     """
-    rank, world = _setup_distributed()
+    device = resolve_device(config)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    rank, world = _setup_distributed(device)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = resolve_device(config)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     random.seed(config.seed)

@@ -183,7 +183,8 @@ def test_torchrun_two_processes(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-           "2", "-m", "ppc", "train", "--quiet", "--out_dir", str(out), "--steps", "2",
+           "2", "-m", "ppc", "train", "--quiet", "--device", "cpu",  # gloo, also beside a GPU
+           "--out_dir", str(out), "--steps", "2",
            "--batch_size", "8", "--width", "8", "--threads", "1", "--base", "seam",
            "--synthetic.num_train_aug", "32", "--synthetic.num_train", "4",
            "--synthetic.num_val", "4"]

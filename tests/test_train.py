@@ -23,7 +23,7 @@ TINY = SyntheticConfig(num_train_aug=48, num_train=8, num_val=8)
 def tiny(tmp_path, name="run", **changes) -> RunConfig:
     values = dict(synthetic=TINY, steps=3, batch_size=8, width=8, proj_dim=16,
                   scales=(1.0,), infer_batch_size=8, log_every=1, checkpoint_every=100,
-                  threads=2, out_dir=str(tmp_path / name))
+                  threads=2, device="cpu", out_dir=str(tmp_path / name))  # CPU: bit-exact
     values.update(changes)
     return RunConfig(**values)
 

@@ -14,7 +14,9 @@ from ppc.config import RunConfig
 from ppc.data import DatasetLayoutError, SyntheticConfig, write_voc
 from ppc.evaluate import load_cam_npz
 from ppc.experiment import run
-from ppc.train import train
+from ppc.loss import PixelToPrototypeContrast
+from ppc.train import StepContext, build_model, train, training_losses
+from sync_check import FailOnSync
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = SyntheticConfig(num_train_aug=48, num_train=8, num_val=8)
@@ -65,6 +67,25 @@ def test_bf16_autocast_and_channels_last_train_and_infer(tmp_path, base):
     assert [r["step"] for r in rows] == [1, 2, 3]
     assert all(np.isfinite(v) for row in rows for v in row.values())
     assert 0.0 <= summary["best_miou"] <= 1.0
+
+
+@pytest.mark.parametrize("base", ["cam", "seam"])
+def test_training_losses_and_backward_make_no_host_device_sync(base):
+    # both views, the base's losses, the alignment of S's maps and PPC, forward and
+    # backward (the optimizer's step is torch's; AdamW reads its CPU step counter)
+    config = RunConfig(base=base, use_ppc=True, width=8, proj_dim=16, device="cpu")
+    model = build_model(config, num_classes=6).train()
+    ctx = StepContext(config, PixelToPrototypeContrast(config.ppc.replace(validate=False)),
+                      torch.Generator().manual_seed(0), amp=False)
+    g = torch.Generator().manual_seed(0)
+    batch = {"image": torch.randn(4, 3, 64, 64, generator=g),
+             "label": (torch.rand(4, 6, generator=g) < 0.4).float()}
+    training_losses(model, batch, ctx, step=0)["total"].backward()  # warm-up
+    with FailOnSync() as mode:
+        terms = training_losses(model, batch, ctx, step=0)
+        terms["total"].backward()
+    assert "ppc_total" in terms
+    assert mode.syncs == []
 
 
 def test_f_proj_runs_only_where_ppc_uses_it(tmp_path, monkeypatch):

@@ -51,8 +51,10 @@ def _theta(config: ViewConfig, n: int, device, dtype) -> Tensor:
     angle = math.radians(config.rotate)
     c, s = math.cos(angle), math.sin(angle)
     fx = -1.0 if config.flip else 1.0
-    theta = torch.tensor([[c * fx, -s, 0.0], [s * fx, c, 0.0]], device=device, dtype=dtype)
-    return theta.expand(n, 2, 3)
+    # filled on the device (torch.tensor(..., device=cuda) would be a blocking copy)
+    values = (c * fx, -s, 0.0, s * fx, c, 0.0)
+    theta = torch.stack([torch.full((), v, device=device, dtype=dtype) for v in values])
+    return theta.view(2, 3).expand(n, 2, 3)
 
 
 def apply(config: ViewConfig, maps: Tensor, size: tuple[int, int],

@@ -7,8 +7,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 class FailOnSync(TorchDispatchMode):
     """Records operations that synchronise host and device on a GPU: reading a value
     (``.item()``, ``bool(t)``), ``nonzero`` and boolean-mask indexing (data-dependent
-    sizes), and copying host data into a tensor (``t[i] = 0`` is ``copy_`` from a fresh
-    host scalar: a blocking host-to-device copy on a GPU; ``t[i:] = 0`` is a ``fill_``)."""
+    sizes), and host data copied to the device: ``torch.tensor([...])`` (a tensor made
+    from Python values) and ``t[i] = 0`` (``copy_`` from a fresh host scalar) are blocking
+    host-to-device copies on a GPU; ``t[i:] = 0`` (a ``fill_``) and ``torch.full`` are not."""
 
     def __init__(self):
         super().__init__()
@@ -31,5 +32,7 @@ class FailOnSync(TorchDispatchMode):
                 self.syncs.append(name + " with a bool mask")
         out = func(*args, **kwargs)
         if func is torch.ops.aten.lift_fresh.default:
+            if out.dim() > 0:
+                self.syncs.append(name + " of host data")
             self.host_data.append(out)
         return out

@@ -15,6 +15,7 @@ from ppc.data import DatasetLayoutError, SyntheticConfig, write_voc
 from ppc.evaluate import load_cam_npz
 from ppc.experiment import run
 from ppc.loss import PixelToPrototypeContrast
+from ppc.views import ViewConfig
 from ppc.train import StepContext, build_model, train, training_losses
 from sync_check import FailOnSync
 
@@ -69,11 +70,13 @@ def test_bf16_autocast_and_channels_last_train_and_infer(tmp_path, base):
     assert 0.0 <= summary["best_miou"] <= 1.0
 
 
-@pytest.mark.parametrize("base", ["cam", "seam"])
-def test_training_losses_and_backward_make_no_host_device_sync(base):
+@pytest.mark.parametrize("base,view", [("cam", {}), ("seam", {}),
+                                       ("seam", dict(flip=True, rotate=30.0))])
+def test_training_losses_and_backward_make_no_host_device_sync(base, view):
     # both views, the base's losses, the alignment of S's maps and PPC, forward and
     # backward (the optimizer's step is torch's; AdamW reads its CPU step counter)
-    config = RunConfig(base=base, use_ppc=True, width=8, proj_dim=16, device="cpu")
+    config = RunConfig(base=base, use_ppc=True, width=8, proj_dim=16, device="cpu",
+                       view=ViewConfig(**view))
     model = build_model(config, num_classes=6).train()
     ctx = StepContext(config, PixelToPrototypeContrast(config.ppc.replace(validate=False)),
                       torch.Generator().manual_seed(0), amp=False)

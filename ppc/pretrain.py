@@ -73,7 +73,7 @@ def make_batch(config: PretrainConfig, rng: np.random.Generator, colours: np.nda
         for _ in range(rng.integers(config.shapes[0], config.shapes[1] + 1)):
             r = rng.uniform(3, size / 3)
             blob = ellipse(yy, xx, *rng.uniform(0, size, 2), r * rng.uniform(0.4, 1.0), r,
-                            rng.uniform(0, np.pi))
+                           rng.uniform(0, np.pi))
             labels[i][blob] = rng.integers(config.num_colours)
     images = colours[labels] + rng.normal(0, config.pixel_noise, (b, size, size, 3))
     images = torch.from_numpy(np.clip(images, 0, 1).astype(np.float32)).permute(0, 3, 1, 2)

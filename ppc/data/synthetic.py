@@ -193,7 +193,7 @@ def render_image(config: SyntheticConfig, rng: np.random.Generator, body, part, 
             colour = rng.uniform(0.05, 0.95, 3)
         r = rng.uniform(0.3, 0.8) * config.body_radius[1]
         blob = ellipse(yy, xx, *rng.uniform(0, size, 2), r * rng.uniform(0.5, 1.0), r,
-                        rng.uniform(0, np.pi))
+                       rng.uniform(0, np.pi))
         image[blob] = colour
 
     # objects: classes, optionally with the partner class co-occurring

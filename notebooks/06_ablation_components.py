@@ -22,13 +22,16 @@
 # 2-core CPU); the paper's column holds its PASCAL VOC numbers, a different data set and
 # network: compare directions, not values.
 #
-# A run is reproducible bit for bit with the code that made it (each `summary.json`
-# records the git commit; the stored runs come from commits up to `39829a1`), not across
-# code changes that only move float rounding. The loss was made faster after these runs
-# (the same loss values, gradients equal to about 4e-9): rerun at the new code, the full
-# PPC run of seed 0 gives 21.1 instead of 23.8 (its old code reproduces 23.8 exactly). A
-# rounding-level change moves one run by as much as the spread between seeds, which is
-# one more reason to read only differences that hold in every seed.
+# All 42 runs were made on 26-27 November 2026 with one version of the training code
+# (`summary.json` records each run's commit, `94b0e06` to `a65e3b0`; the training code
+# is the same in all of them, and the current code reproduces them bit for bit on a CPU).
+# They replace an earlier set, made before the loss was made faster (the same loss
+# values, gradients equal up to float rounding). That rounding-level change alone moved
+# the 36 PPC runs by 2.5 points on average, by up to 6.9, as much as a change of seed,
+# and it reversed the earlier reading of this page that full PPC beats SEAM in every seed
+# (earlier: +3.4, +0.9, +7.8; now +0.7, -3.0, +1.3). The base runs, which have no PPC
+# loss, came out identical. So a difference is worth a sentence only if it holds in
+# every seed and is larger than its spread.
 
 # %% tags=["parameters"]
 family = "components"
@@ -75,38 +78,27 @@ plt.show()
 # %% [markdown]
 # ## What these runs say (3 seeds per row)
 #
-# **Caution: a rerun contradicts part of this reading.** Every row is being rerun at one
-# commit (the current code: the same loss values, float rounding moved). The base runs
-# reproduce exactly; of 21 PPC runs redone so far (27 November 2026), the seed mIoU moved
-# by 3.2 points on average and by up to 6.9. Paired differences to the base, stored ->
-# rerun: full PPC on SEAM +3.4, +0.9, +7.8 -> +0.7, -3.0, +1.3; + cross-prototype on
-# SEAM +1.3, +0.9, +0.7 -> +1.8, +0.3, +1.7; + cross-prototype on CAM +5.1, +1.8, +1.5
-# -> +4.5, -3.5, +1.1; SEAM + intra without mining or sampling -0.7, -10.1, -4.4 ->
-# +2.2, -3.3, -1.2. So only the SEAM cross-prototype gain holds in every seed of both
-# runs; the 4-point gain of full PPC on SEAM below does not survive a rounding-level
-# change. The tables and this reading will be replaced by the complete rerun.
-#
 # Read the paired differences, the per-seed signs and the spread together: with 3 seeds,
 # only a difference of the same sign in every seed, and larger than its spread, is worth
 # a sentence. Against the paper's direction (every component adds, cross-view most):
 #
-# * **Cross-view terms help on both bases**: + cross-prototype is above its base in
-#   3 of 3 seeds for SEAM (by about 1 point) and for CAM (about 3); + cross-CAM and both
-#   together are above the CAM base in 3 of 3 seeds, and mixed on SEAM. Same direction as
-#   the paper.
-# * **The intra-view term without hard pixel sampling hurts SEAM** (below the base in
-#   most seeds, by about 5 points), and prototype mining alone does not repair it. The
-#   paper reports gains; this is a finding against it on this benchmark.
-# * **Full PPC on SEAM** (the paper's method) is above SEAM in 3 of 3 seeds, by about
-#   4 points, and has the best body recall of the SEAM rows: the paper's direction.
-# * **Full PPC on the plain CAM base** is not better than CAM (1 of 3 seeds), while the
-#   cross-view rows are better in every seed (and + intra with mining in 2 of 3): on this
-#   base, the intra-view term with hard pixel sampling undoes what the cross-view terms
-#   gain. The CAM rows' paired differences range over up to 19 points between seeds, so
-#   this needs more seeds before it is more than a hint.
+# * **The cross-CAM term helps on both bases**: above its base in 3 of 3 seeds on SEAM
+#   (+3.4 ± 2.5) and on CAM (+3.1 ± 0.5, the most consistent gain of the page). The
+#   cross-prototype term adds a little on SEAM (+1.3 ± 0.8, 3 of 3) and nothing clear on
+#   CAM (2 of 3). Together they help CAM (+2.8, 3 of 3) but not SEAM (1 of 3, spread
+#   5.7). The paper's direction for the cross-view terms, but not additive here.
+# * **The intra-view term splits by base.** On SEAM, without refinements or with
+#   prototype mining, it is below the base in 2 of 3 seeds. On CAM it is the largest
+#   effect of the page (+8.0 and +8.2), but carried by one or two seeds (per seed +0.4,
+#   +4.8, +18.9): a hint, not a result.
+# * **Full PPC (with hard pixel sampling) does not beat its base** on either: SEAM -0.4
+#   ± 2.3 (2 of 3 seeds), CAM -2.7 ± 6.2 (1 of 3). On CAM, adding hard pixel sampling to
+#   intra + mining lowers the mIoU in every seed (by 1.9, 16.9 and 14.0 points). The paper
+#   reports +6.1 on VOC for the full method; this benchmark does not reproduce it.
 #
-# In the coverage table, part recall is never clearly above body recall, in any row: the
-# benchmark's CAMs do not single out the discriminative part (chapter 1), so "spreading
-# from the part to the body" cannot be seen here as such. The CAMs of the SEAM base sit
-# about 5 pixels above their objects; several PPC rows bring them closer.
-
+# In the coverage table, the CAMs of the SEAM base sit about 6 pixels above their objects
+# (offset y -5.6) and every PPC row brings them closer (-4.4 to -1.2). The CAM intra rows
+# raise body recall (52 against 41.5) together with precision, with less background
+# marked. Part recall is never clearly above body recall, in any row: the benchmark's CAMs
+# do not single out the discriminative part (chapter 1 and the design study), so
+# "spreading from the part to the body" cannot be seen here as such.

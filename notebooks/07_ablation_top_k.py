@@ -55,10 +55,12 @@ plt.show()
 # %% [markdown]
 # ## What these runs say (3 seeds per row)
 #
-# **Provisional.** These runs predate the faster loss; rerun at the current code (same
-# values, float rounding moved), PPC runs of chapter 6 moved by 3.2 points on average and
-# several of its readings did not hold ({doc}`06_ablation_components`). Read the sentences
-# below as provisional until this family is rerun at one commit.
+# **Provisional.** These runs predate the faster loss. Rerun at the current code (the
+# same values, float rounding moved), the 36 PPC runs of chapter 6 moved by 2.5 points on
+# average, up to 6.9, and several of its readings did not hold
+# ({doc}`06_ablation_components`). Read the sentences below as provisional until this
+# family is rerun at one commit; its base runs (SEAM) are the rerun ones, which came out
+# identical to the earlier ones.
 #
 # * **K from 8 to 32 all help**: K = 8 and K = 32 are above SEAM in 3 of 3 seeds (by
 #   about 4 points), K = 16 in 2 of 3. Their differences overlap; these runs do not

@@ -58,10 +58,12 @@ plt.show()
 # %% [markdown]
 # ## What these runs say (3 seeds per row)
 #
-# **Provisional.** These runs predate the faster loss; rerun at the current code (same
-# values, float rounding moved), PPC runs of chapter 6 moved by 3.2 points on average and
-# several of its readings did not hold ({doc}`06_ablation_components`). Read the sentences
-# below as provisional until this family is rerun at one commit.
+# **Provisional.** These runs predate the faster loss. Rerun at the current code (the
+# same values, float rounding moved), the 36 PPC runs of chapter 6 moved by 2.5 points on
+# average, up to 6.9, and several of its readings did not hold
+# ({doc}`06_ablation_components`). Read the sentences below as provisional until this
+# family is rerun at one commit; its base runs (SEAM) are the rerun ones, which came out
+# identical to the earlier ones.
 #
 # * **The paper's tau = 0.1 is the best of the four here**: it is the only value above
 #   SEAM in every seed (+4.0). Against it, tau = 0.05 is -5.2 points (below in 2 of 3

@@ -15,10 +15,8 @@ from ppc.contrast import hard_pixel_sampling
 from ppc.experiment import run
 from ppc.infer import multiscale_cams
 from ppc.models.net import WSSSNet, build_backbone
-from ppc.config import RunConfig
-from ppc.loss import PixelToPrototypeContrast
-from ppc.train import StepContext, build_model, train, training_losses
-from test_train import _metrics, tiny
+from ppc.train import train, training_losses
+from test_train import _metrics, step_parts, tiny
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -131,13 +129,7 @@ def test_loss_makes_no_sync_on_cuda_with_masks():
 @pytest.mark.parametrize("base", ["cam", "seam"])
 def test_training_losses_and_backward_make_no_sync_on_cuda(base):
     # the whole step but the optimizer, in bf16 autocast and channels-last as on CUDA
-    config = RunConfig(base=base, use_ppc=True, width=8, proj_dim=16, device="cuda")
-    model = build_model(config, num_classes=6).cuda().to(memory_format=torch.channels_last)
-    ctx = StepContext(config, PixelToPrototypeContrast(config.ppc.replace(validate=False)),
-                      torch.Generator(device="cuda").manual_seed(0), amp=True)
-    g = torch.Generator().manual_seed(0)
-    batch = {"image": torch.randn(4, 3, 64, 64, generator=g).cuda(),
-             "label": (torch.rand(4, 6, generator=g) < 0.4).float().cuda()}
+    model, batch, ctx = step_parts(base, device="cuda", amp=True)
     training_losses(model, batch, ctx, step=0)["total"].backward()  # warm-up
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")

@@ -70,19 +70,28 @@ def test_bf16_autocast_and_channels_last_train_and_infer(tmp_path, base):
     assert 0.0 <= summary["best_miou"] <= 1.0
 
 
+def step_parts(base, view=None, device="cpu", amp=False):
+    """(model in train mode, a random batch of 4 images, the step context) of a small
+    PPC run of ``base``, for one call of ``training_losses`` on ``device``."""
+    config = RunConfig(base=base, use_ppc=True, width=8, proj_dim=16, device=device)
+    config = config if view is None else config.replace(view=view)
+    model = build_model(config, num_classes=6).to(device).train()
+    if amp:  # as training on CUDA: bf16 autocast and channels-last
+        model = model.to(memory_format=torch.channels_last)
+    ctx = StepContext(config, PixelToPrototypeContrast(config.ppc.replace(validate=False)),
+                      torch.Generator(device=device).manual_seed(0), amp=amp)
+    g = torch.Generator().manual_seed(0)
+    batch = {"image": torch.randn(4, 3, 64, 64, generator=g).to(device),
+             "label": (torch.rand(4, 6, generator=g) < 0.4).float().to(device)}
+    return model, batch, ctx
+
+
 @pytest.mark.parametrize("base,view", [("cam", {}), ("seam", {}),
                                        ("seam", dict(flip=True, rotate=30.0))])
 def test_training_losses_and_backward_make_no_host_device_sync(base, view):
     # both views, the base's losses, the alignment of S's maps and PPC, forward and
     # backward (the optimizer's step is torch's; AdamW reads its CPU step counter)
-    config = RunConfig(base=base, use_ppc=True, width=8, proj_dim=16, device="cpu",
-                       view=ViewConfig(**view))
-    model = build_model(config, num_classes=6).train()
-    ctx = StepContext(config, PixelToPrototypeContrast(config.ppc.replace(validate=False)),
-                      torch.Generator().manual_seed(0), amp=False)
-    g = torch.Generator().manual_seed(0)
-    batch = {"image": torch.randn(4, 3, 64, 64, generator=g),
-             "label": (torch.rand(4, 6, generator=g) < 0.4).float()}
+    model, batch, ctx = step_parts(base, ViewConfig(**view))
     training_losses(model, batch, ctx, step=0)["total"].backward()  # warm-up
     with FailOnSync() as mode:
         terms = training_losses(model, batch, ctx, step=0)

@@ -156,16 +156,15 @@ def build_variant(config: RunConfig, name: str, num_classes: int,
     config = config.replace(use_ppc=name != "base")
     torch.manual_seed(SEED)  # the same initial weights for every variant
     model = build_model(config, num_classes).to(device)
-    if device.type == "cuda" and config.channels_last != "off":
+    if config.channels_last_on(device):
         model = model.to(memory_format=torch.channels_last)
     model.train()
     optimizer, scheduler = make_optimizer(config, model)
     loss = (PixelToPrototypeContrast(config.ppc.replace(validate=False)) if name == "ppc"
             else ZeroLoss())
     generator = torch.Generator(device=device).manual_seed(SEED)
-    amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
     return Variant(name, config, model, optimizer, scheduler,
-                   StepContext(config, loss, generator, amp))
+                   StepContext(config, loss, generator, config.bf16_autocast(device)))
 
 
 def train_step(v: Variant, batch: dict) -> None:
@@ -275,7 +274,7 @@ def sync_debug_check(v: Variant, batch: dict) -> str:
     synchronisations turned into errors. The inputs are built as in ``training_losses``."""
     cfg, ctx = v.config, v.ctx
     images, labels = batch["image"], batch["label"]
-    if cfg.channels_last != "off":
+    if cfg.channels_last_on(images.device):
         images = images.contiguous(memory_format=torch.channels_last)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=ctx.amp)
     key = "cam_rv" if cfg.base == "seam" else "logits"

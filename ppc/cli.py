@@ -159,8 +159,9 @@ def _cmd_run(args) -> None:
     from .experiment import run
 
     summary = run(config_from_args(args), progress=not args.quiet, force=args.force)
-    print(json.dumps({k: summary[k] for k in ("best_threshold", "best_miou", "eval_split",
-                                              "seconds")}, indent=2))
+    if summary:  # under torchrun, rank 0's
+        print(json.dumps({k: summary[k] for k in ("best_threshold", "best_miou",
+                                                  "eval_split", "seconds")}, indent=2))
 
 
 def _cmd_infer(args) -> None:

@@ -116,6 +116,18 @@ class RunConfig:
         self.dilations = tuple(self.dilations)
         self.scales = tuple(self.scales)
 
+    # -- runtime rules ---------------------------------------------------------------------
+    def bf16_autocast(self, device) -> bool:
+        """Whether forward passes on ``device`` (a ``torch.device``) run under bf16
+        autocast: ``amp="bf16"``, or ``"auto"`` on CUDA."""
+        return self.amp == "bf16" or (self.amp == "auto" and device.type == "cuda")
+
+    def channels_last_on(self, device) -> bool:
+        """Whether the model and its input images on ``device`` use the channels-last
+        memory format: ``channels_last="on"``, or ``"auto"`` on CUDA."""
+        return self.channels_last == "on" or (self.channels_last == "auto"
+                                              and device.type == "cuda")
+
     # -- presets and conversions ----------------------------------------------------------
     @classmethod
     def preset(cls, name: str, **changes) -> RunConfig:

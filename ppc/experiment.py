@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import subprocess
 import time
@@ -88,7 +89,9 @@ def training_config(dataset: str = "synthetic", voc_root: str | Path = "results/
 
 
 def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dict:
-    """Train, infer and evaluate; returns (and writes) ``summary.json``."""
+    """Train, infer and evaluate; returns (and writes) ``summary.json``. Under
+    ``torchrun`` every process trains and rank 0 alone infers and evaluates (the others
+    return an empty dict)."""
     out = Path(config.out_dir)
     summary_path = out / "summary.json"
     if summary_path.exists() and not force:
@@ -97,14 +100,15 @@ def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dic
             return summary
     started = time.perf_counter()
     train(config, progress=progress)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return {}
     trained = time.perf_counter()
     device = resolve_device(config)
     _, model = load_trained(out, device)
     dataset = build_dataset(config, config.eval_split, train=False)
     infer(model, dataset, out / "seeds", scales=config.scales, flip=config.flip,
           png_threshold=config.png_threshold, batch_size=config.infer_batch_size,
-          device=device, amp=config.amp == "bf16" or (config.amp == "auto"
-                                                     and device.type == "cuda"),
+          device=device, amp=config.bf16_autocast(device),
           progress=progress)
     inferred = time.perf_counter()
     summary = evaluate_run(config, out)

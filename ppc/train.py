@@ -143,7 +143,7 @@ def training_losses(model: nn.Module, batch: dict, ctx: StepContext, step: int) 
     device = next(model.parameters()).device
     images = batch["image"].to(device, non_blocking=True)
     labels = batch["label"].to(device, non_blocking=True)
-    if cfg.channels_last == "on" or (cfg.channels_last == "auto" and device.type == "cuda"):
+    if cfg.channels_last_on(device):
         images = images.contiguous(memory_format=torch.channels_last)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=ctx.amp)
     terms: dict[str, Tensor] = {}
@@ -217,14 +217,16 @@ def _set_rng_state(state: dict, generator: torch.Generator) -> None:
 
 
 # -- the loop --------------------------------------------------------------------------------
-def _setup_distributed(device: torch.device) -> tuple[int, int]:
-    """(rank, world size) under ``torchrun``, the process group started with the backend
-    of the run's device (nccl on CUDA, gloo on the CPU, also on a machine with a GPU)."""
+def _setup_distributed(device: torch.device) -> tuple[int, int, bool]:
+    """(rank, world size, whether this call started the process group) under
+    ``torchrun``; the group gets the backend of the run's device (nccl on CUDA, gloo on
+    the CPU, also on a machine with a GPU)."""
     if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
-        if not dist.is_initialized():
+        started = not dist.is_initialized()
+        if started:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+        return dist.get_rank(), dist.get_world_size(), started
+    return 0, 1, False
 
 
 def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = True) -> Path:
@@ -236,7 +238,7 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
     device = resolve_device(config)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    rank, world = _setup_distributed(device)
+    rank, world, started_group = _setup_distributed(device)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if config.threads:
@@ -262,7 +264,7 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
 
     model = build_model(config, len(dataset.class_names)).to(device)
     torch.manual_seed(config.seed * 1000 + rank)  # same init on every rank, own dropout
-    if device.type == "cuda" and config.channels_last != "off":
+    if config.channels_last_on(device):
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler = make_optimizer(config, model)
     net = model
@@ -274,8 +276,7 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
             find_unused_parameters=unused)
     ppc = PixelToPrototypeContrast(config.ppc.replace(validate=device.type != "cuda"))
     generator = torch.Generator(device=device).manual_seed(config.seed * 7919 + rank)
-    amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
-    ctx = StepContext(config, ppc, generator, amp)
+    ctx = StepContext(config, ppc, generator, config.bf16_autocast(device))
 
     step = 0
     ckpt_path = out / "checkpoint.pt"
@@ -341,6 +342,10 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
         metrics_file.close()
     if rank == 0 and step >= config.steps:
         _atomic_save(model.state_dict(), out / "model.pt")
+    if world > 1:
+        dist.barrier()  # no process returns before model.pt is written
+        if started_group:
+            dist.destroy_process_group()
     return out
 
 

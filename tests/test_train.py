@@ -213,17 +213,30 @@ def test_command_line_run_and_help(tmp_path):
 
 
 def test_torchrun_two_processes(tmp_path):
+    # both processes train; rank 0 alone infers and evaluates, once model.pt is written
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-           "2", "-m", "ppc", "train", "--quiet", "--device", "cpu",  # gloo, also beside a GPU
-           "--out_dir", str(out), "--steps", "2",
+           "2", "-m", "ppc", "run", "--quiet", "--device", "cpu",  # gloo, also beside a GPU
+           "--out_dir", str(out), "--steps", "2", "--scales", "1.0",
            "--batch_size", "8", "--width", "8", "--threads", "1", "--base", "seam",
            "--synthetic.num_train_aug", "32", "--synthetic.num_train", "4",
            "--synthetic.num_val", "4"]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "model.pt").exists() and len(_metrics(out)) == 1
+    assert (out / "summary.json").exists() and result.stdout.count("best_miou") == 1
+
+
+def test_runtime_rules_follow_the_device():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    auto = RunConfig()
+    assert not auto.bf16_autocast(cpu) and auto.bf16_autocast(cuda)
+    assert not auto.channels_last_on(cpu) and auto.channels_last_on(cuda)
+    forced = RunConfig(amp="bf16", channels_last="on")
+    assert forced.bf16_autocast(cpu) and forced.channels_last_on(cpu)
+    off = RunConfig(amp="off", channels_last="off")
+    assert not off.bf16_autocast(cuda) and not off.channels_last_on(cuda)
 
 
 def test_resume_drops_rows_logged_after_the_checkpoint(tmp_path):

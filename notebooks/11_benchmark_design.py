@@ -150,6 +150,16 @@ for name in ("A", "B", "F"):
 #   (there is no VOC on this machine). If they do not either, C1 asks more of the
 #   benchmark than real data shows.
 #
+#   The one public per-class table of CAM seed precision and recall on VOC *train* that
+#   we found points that way, but it is weak evidence: a user's reproduction of the
+#   ResNet-38 CAM of PSA ([psa issue 13](https://github.com/jiwoon-ahn/psa/issues/13),
+#   2019), at mIoU 42.3 (the PSA paper has 48), at PSA's fixed background score 0.2
+#   rather than the best threshold; the copy we could read stops after 12 of the 20
+#   classes. Precision is below recall in 10 of those 12 (aeroplane 40.8 / 93.8, bird 39.6 / 86.1, bottle 31.9 / 81.9; cat 73.3 / 57.9
+#   and dog 66.4 / 63.4 are the exceptions). We found no paper that reports these
+#   numbers for CAM or SEAM seeds; the papers' own words differ (some stress missed
+#   object pixels, others false activations on co-occurring background).
+#
 # **For the rest of the book** this means: the ablations measure PPC on a benchmark whose
 # CAM seeds are spread and displaced, not one where they cover only the discriminative
 # part. Read their gains and losses as effects on that kind of seed.

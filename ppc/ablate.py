@@ -21,7 +21,6 @@ import argparse
 import json
 import re
 import shutil
-import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ._format import mean_std
 from .config import RunConfig
 from .notebooks import ROOT, execute
 
@@ -240,15 +240,6 @@ def collect(family: str, *, results: Path = RESULTS, rows: list[Row] | None = No
                                           *COVERAGE])
 
 
-def _mean_std(values: list[float], sign: str = "") -> str:
-    """``"mean ± std"`` with one decimal (std NaN for one value), ``"n/a"`` for none;
-    ``sign="+"`` writes the mean's sign."""
-    if not values:
-        return "n/a"
-    std = statistics.stdev(values) if len(values) > 1 else float("nan")
-    return f"{statistics.mean(values):{sign}.1f} ± {std:.1f}"
-
-
 def coverage_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std over seeds of the seed coverage (%) per row: recall on discriminative
     parts and on object bodies, precision, background pixels marked foreground; and how
@@ -261,7 +252,7 @@ def coverage_table(frame: pd.DataFrame) -> pd.DataFrame:
         line = {"row": row}
         for key, name in names.items():
             scale = 1 if key.startswith("offset") else 100
-            line[name] = _mean_std((scale * group[key].dropna()).tolist())
+            line[name] = mean_std((scale * group[key].dropna()).tolist())
         out.append(line)
     return pd.DataFrame(out)
 
@@ -271,7 +262,7 @@ def table(frame: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (_, row), group in frame.groupby(["order", "row"], sort=True):
         values = group["miou"].tolist()
-        out.append({"row": row, "ours: mIoU (synthetic train)": _mean_std(values),
+        out.append({"row": row, "ours: mIoU (synthetic train)": mean_std(values),
                     "seeds": len(values),
                     "paper: VOC train seeds": group["paper"].iloc[0]})
     return pd.DataFrame(out)
@@ -295,7 +286,7 @@ def paired_table(frame: pd.DataFrame, reference) -> pd.DataFrame:
         diff = (by_row[row] - by_row[base]).dropna()
         values = diff.tolist()
         out.append({"row": row, "against": base,
-                    "mIoU difference (points)": _mean_std(values, sign="+"),
+                    "mIoU difference (points)": mean_std(values, sign="+"),
                     "per seed": ", ".join(f"{v:+.1f}" for v in values),
                     "better in": f"{sum(v > 0 for v in values)} of {len(values)} seeds"})
     return pd.DataFrame(out, columns=["row", "against", "mIoU difference (points)",

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ._format import mean_std
+
 CRITERIA = ("C1 precision >= recall", "C2 part >= body + 10", "C3 |offset| <= 1.5 px",
             "C4 FS >= 70, CAM <= 0.6 FS")
 
@@ -47,15 +49,6 @@ def judge(cams: list[dict], full: list[dict]) -> dict[str, bool]:
     return verdict
 
 
-def _mean_std(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
-    values = [scale * v for v in values]
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
-
-
 def table(report: dict) -> pd.DataFrame:
     """One row per candidate of a report (``benchmarks/benchmark_design.py``'s
     ``report.json``): the CAM base's mIoU, precision, recall, part and body recall (%),
@@ -67,7 +60,7 @@ def table(report: dict) -> pd.DataFrame:
         cams, full = list(entry["cam"].values()), list(entry["full"].values())
 
         def col(key, scale=100.0, digits=1, rows=cams):
-            return _mean_std([r[key] for r in rows], scale, digits)
+            return mean_std([scale * r[key] for r in rows], digits=digits)
 
         rows.append({
             "candidate": name, "what changes": entry["what"],
@@ -75,7 +68,7 @@ def table(report: dict) -> pd.DataFrame:
             "recall": col("recall"), "part recall": col("part_recall"),
             "body recall": col("body_recall"), "offset y (px)": col("offset_y", 1.0),
             "offset x (px)": col("offset_x", 1.0),
-            "seed area / object area": _mean_std(
+            "seed area / object area": mean_std(
                 [r["recall"] / r["precision"] if r["precision"] > 0 else float("inf")
                  for r in cams], digits=2),
             "full sup. mIoU": col("miou", 1.0, rows=full),

@@ -130,7 +130,7 @@ def test_paired_table_differences_seed_by_seed():
     assert table.loc["x: more", "mIoU difference (points)"] == "+2.0 ± 1.4"
     assert table.loc["x: more", "per seed"] == "+1.0, +3.0"
     assert table.loc["x: more", "better in"] == "2 of 2 seeds"
-    assert table.loc["x: less", "mIoU difference (points)"] == "-0.5 ± nan"
+    assert table.loc["x: less", "mIoU difference (points)"] == "-0.5"  # one seed: no spread
     by_prefix = ablate.paired_table(frame, lambda row: row.split(":")[0] + ": base")
     assert by_prefix.equals(ablate.paired_table(frame, "x: base"))
 
@@ -147,3 +147,12 @@ def test_collect_puts_the_base_first(tmp_path):
     assert frame["body_recall"].isna().all()  # no coverage.json: NaN, not an error
     with pytest.raises(ValueError, match="components"):
         ablate.collect("top_k", results=tmp_path, with_base="nope")
+
+
+def test_mean_std_text_of_every_table():
+    from ppc._format import mean_std
+
+    assert mean_std([1.0, 2.0, 4.0]) == "2.3 ± 1.5"  # sample std: sqrt(7/3)
+    assert mean_std([0.25, 0.75], digits=2, sign="+") == "+0.50 ± 0.35"
+    assert mean_std([-0.04]) == "-0.0" and mean_std([3.0], sign="+") == "+3.0"
+    assert mean_std([]) == "n/a"

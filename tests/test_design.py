@@ -39,7 +39,7 @@ def test_tables_of_a_report():
     frame = table(report)
     assert frame.loc["A", "CAM mIoU"] == "25.0 ± 7.1"
     assert frame.loc["A", "precision"] == "60.0 ± 0.0"
-    assert frame.loc["B", "full sup. mIoU"] == "-" and frame.loc["B", "offset x (px)"] == "2.0"
+    assert frame.loc["B", "full sup. mIoU"] == "n/a" and frame.loc["B", "offset x (px)"] == "2.0"
     assert frame.loc["A", "seeds (CAM / full)"] == "2 / 1"
     assert frame.loc["A", "seed area / object area"] == "0.83 ± 0.00"  # 0.5 / 0.6
     marks = verdicts(report)

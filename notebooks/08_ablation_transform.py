@@ -97,7 +97,8 @@ plt.show()
 #   of the rescaling and flip rows sit 2.8-5.6 pixels above their objects; with "rotate
 #   90" the offset is -0.2 pixels, with "scale 0.5 + rotate 90" -0.6. In those two rows
 #   (and "flip") part recall is also above body recall on average, by 5-7 points (within
-#   the seeds' spread), the pattern the benchmark was designed to show. A likely reason: a rotation turns an upward shift in S into a
+#   the seeds' spread), the pattern the benchmark was designed to show. A likely reason:
+#   a rotation turns an upward shift in S into a
 #   sideways one in T, which the cross-view terms (and SEAM's equivariance loss, which
 #   uses the same A) penalise, while a flip or a rescaling keeps a vertical shift
 #   consistent between the views. It is a hypothesis, not shown: with the flip added as

@@ -155,7 +155,8 @@ for name in ("A", "B", "F"):
 #   ResNet-38 CAM of PSA ([psa issue 13](https://github.com/jiwoon-ahn/psa/issues/13),
 #   2019), at mIoU 42.3 (the PSA paper has 48), at PSA's fixed background score 0.2
 #   rather than the best threshold; the copy we could read stops after 12 of the 20
-#   classes. Precision is below recall in 10 of those 12 (aeroplane 40.8 / 93.8, bird 39.6 / 86.1, bottle 31.9 / 81.9; cat 73.3 / 57.9
+#   classes. Precision is below recall in 10 of those 12 (aeroplane 40.8 / 93.8, bird
+#   39.6 / 86.1, bottle 31.9 / 81.9; cat 73.3 / 57.9
 #   and dog 66.4 / 63.4 are the exceptions). We found no paper that reports these
 #   numbers for CAM or SEAM seeds; the papers' own words differ (some stress missed
 #   object pixels, others false activations on co-occurring background).

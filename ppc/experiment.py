@@ -94,13 +94,14 @@ def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dic
     return an empty dict)."""
     out = Path(config.out_dir)
     summary_path = out / "summary.json"
+    rank = int(os.environ.get("RANK", "0"))
     if summary_path.exists() and not force:
         summary = json.loads(summary_path.read_text())
         if RunConfig(**summary.get("config", {})).identity() == config.identity():
-            return summary
+            return summary if rank == 0 else {}
     started = time.perf_counter()
     train(config, progress=progress)
-    if int(os.environ.get("RANK", "0")) != 0:
+    if rank != 0:
         return {}
     trained = time.perf_counter()
     device = resolve_device(config)

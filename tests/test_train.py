@@ -226,6 +226,8 @@ def test_torchrun_two_processes(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "model.pt").exists() and len(_metrics(out)) == 1
     assert (out / "summary.json").exists() and result.stdout.count("best_miou") == 1
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stdout.count("best_miou") == 1  # stored run
 
 
 def test_runtime_rules_follow_the_device():

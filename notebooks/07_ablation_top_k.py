@@ -81,3 +81,10 @@ plt.show()
 #   the base and at K = 8, 3 at K = 32 to 128), without a matching gain in mIoU: a
 #   smaller offset alone does not make better seeds. K = 64 marks the least background
 #   (12.7%) but also has the lowest part and body recall (19.3 and 25.1).
+# * **Those K = 64 averages come mostly from two runs with unusual thresholds.** Their
+#   best background scores are 0.83 (seed 0) and 0.44 (seed 2); the page's other runs
+#   pick 0.03 to 0.29. Their CAMs are high over much of the background: even at 0.83,
+#   seed 0's seeds mark 9.4% of the background pixels and find only 14% of the object
+#   pixels, at 18% precision (SEAM's seed 0, at 0.18: 21%, 28% and 17%). Its mIoU, 17.9,
+#   is the page's lowest, and its curve is shallow there (15.1 at 0.60, 17.9 at 0.83,
+#   16.9 at 0.90): a seed set this poor has no clear best threshold.

@@ -178,6 +178,9 @@ def estimate_prototypes(
     With ReLU'd CAMs every pixel where all present classes score <= 0 gets confidence 1,
     so :class:`ppc.PixelToPrototypeContrast` passes the confidence of CAMs normalised
     *without* the ReLU, which keeps those pixels ordered by how negative their scores are.
+    That confidence ranks and weights every background candidate, not only those ties:
+    its min-max differs per image and class, so in rare cases (a CAM barely positive over
+    most of one image) a pixel pseudo-labelled foreground can outrank background pixels.
     Weights are the selected confidences; if they sum to 0 (a class whose CAM is 0
     everywhere), the plain mean of the selected embeddings is used.
 
@@ -250,9 +253,17 @@ def estimate_prototypes(
 
 def selection_maps(prototypes: Prototypes, shape: tuple[int, int, int]) -> Tensor:
     """Where each prototype's top-K pixels are: ``[P, N, H, W]`` float, the pixel's weight
-    (its confidence) where selected, else 0. ``shape`` is ``(N, H, W)`` of the batch."""
+    (its confidence) where selected, else 0. ``shape`` is ``(N, H, W)`` of the batch; under
+    ``torch.distributed`` the indices point into the global batch (the ranks' batches
+    concatenated in rank order), so pass its ``(N_global, H, W)``."""
     n, h, w = shape
     num = prototypes.top_indices.shape[0]
+    largest = int(prototypes.top_indices.max()) if prototypes.top_indices.numel() else -1
+    if largest >= n * h * w:
+        raise ValueError(
+            f"selection_maps: a selected pixel has flat index {largest}, outside shape "
+            f"(N, H, W) = {tuple(shape)}; pass the shape of the batch the prototypes were "
+            "estimated on (under torch.distributed, the global batch)")
     maps = torch.zeros(num, n * h * w, device=prototypes.top_indices.device)
     selected = torch.isfinite(prototypes.top_values)
     weights = torch.where(selected, prototypes.top_values, torch.zeros_like(prototypes.top_values))

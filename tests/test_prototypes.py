@@ -140,3 +140,21 @@ def test_module_ranks_saturated_background_pixels_by_their_raw_scores():
     assert ppc.background_confidence(ppc.normalize_cams(cams), labels)[0, 3, 3] == 1
     # per image: each image's most negative pixel first, then by normalised score
     assert state.prototypes.top_indices[0].tolist() == [15, 31, 30]
+
+
+def test_selection_maps_put_each_weight_on_its_pixel():
+    from ppc.prototypes import selection_maps
+
+    proj, cams, labels = random_batch(3)
+    n, _, h, w = cams.shape
+    protos = ppc.estimate_prototypes(proj, ppc.normalize_cams(cams), labels, top_k=5)
+    maps = selection_maps(protos, (n, h, w))
+    assert maps.shape == (protos.vectors.shape[0], n, h, w)
+    want = torch.zeros_like(maps).view(maps.shape[0], -1)
+    for p in range(maps.shape[0]):  # loop reference
+        for value, index in zip(protos.top_values[p].tolist(), protos.top_indices[p].tolist()):
+            if value != float("-inf") and index >= 0:
+                want[p, index] += value
+    torch.testing.assert_close(maps.view(maps.shape[0], -1), want)
+    with pytest.raises(ValueError, match=r"outside shape .*global batch"):
+        selection_maps(protos, (n // 2, h, w))

@@ -152,7 +152,8 @@ def test_selection_maps_put_each_weight_on_its_pixel():
     assert maps.shape == (protos.vectors.shape[0], n, h, w)
     want = torch.zeros_like(maps).view(maps.shape[0], -1)
     for p in range(maps.shape[0]):  # loop reference
-        for value, index in zip(protos.top_values[p].tolist(), protos.top_indices[p].tolist()):
+        pairs = zip(protos.top_values[p].tolist(), protos.top_indices[p].tolist(), strict=True)
+        for value, index in pairs:
             if value != float("-inf") and index >= 0:
                 want[p, index] += value
     torch.testing.assert_close(maps.view(maps.shape[0], -1), want)

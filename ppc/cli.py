@@ -44,7 +44,8 @@ HELP = {
     "weight_decay": "weight decay (not on biases)",
     "momentum": "SGD momentum",
     "schedule": "poly (official, power 0.9) or onecycle",
-    "steps": "training steps",
+    "steps": "training steps (not epochs: voc-resnet38's 10,576 are 8 epochs of train_aug "
+             "at batch 8; with another --batch_size pass 10582 // batch_size * 8)",
     "batch_size": "images per step (over all processes)",
     "lr_mult": "learning-rate multipliers of [pretrained weights, pretrained biases, new "
                "weights, new biases] (official: 1 2 10 20)",
@@ -165,17 +166,14 @@ def _cmd_run(args) -> None:
 
 
 def _cmd_infer(args) -> None:
-    from .infer import infer
-    from .train import build_dataset, load_trained, resolve_device
+    from .experiment import write_seeds
+    from .train import load_trained, resolve_device
 
-    config, _ = RunConfig.load(Path(args.run_dir) / "config.json"), None
-    device = resolve_device(config)
+    device = resolve_device(RunConfig.load(Path(args.run_dir) / "config.json"))
     config, model = load_trained(args.run_dir, device)
     split = args.split or config.eval_split
-    dataset = build_dataset(config, split, train=False)
-    out = infer(model, dataset, Path(args.run_dir) / f"seeds-{split}", scales=config.scales,
-                flip=config.flip, png_threshold=config.png_threshold,
-                batch_size=config.infer_batch_size, device=device, progress=not args.quiet)
+    out = write_seeds(config, model, split, Path(args.run_dir) / f"seeds-{split}", device,
+                      progress=not args.quiet)
     print(f"seeds: {out}")
 
 

@@ -136,7 +136,9 @@ class RunConfig:
         batch 8, 8 epochs of train_aug = 10,582 // 8 * 8 steps). The official code passes
         the weight decay where SGD expects the momentum, so its runs have momentum 5e-4
         (the weight decay of 5e-4 still applies to the weights, set per parameter group);
-        the preset reproduces that (``momentum=0.9`` for the evidently intended optimiser)."""
+        the preset reproduces that (``momentum=0.9`` for the evidently intended optimiser).
+        ``steps`` stays 10,576 if ``batch_size`` changes: pass
+        ``steps=10582 // batch_size * 8`` to keep 8 epochs."""
         if name == "synthetic":
             return cls(**changes)
         if name == "voc-resnet38":

@@ -88,6 +88,16 @@ def training_config(dataset: str = "synthetic", voc_root: str | Path = "results/
                                **(extra or {}))
 
 
+def write_seeds(config: RunConfig, model, split: str, out_dir: str | Path, device,
+                progress: bool = True) -> Path:
+    """:func:`ppc.infer.infer` of ``split`` with the run's inference settings (scales,
+    flip, mask threshold, batch size, and bf16 where the run trained with it)."""
+    return infer(model, build_dataset(config, split, train=False), out_dir,
+                 scales=config.scales, flip=config.flip, png_threshold=config.png_threshold,
+                 batch_size=config.infer_batch_size, device=device,
+                 amp=config.bf16_autocast(device), progress=progress)
+
+
 def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dict:
     """Train, infer and evaluate; returns (and writes) ``summary.json``. Under
     ``torchrun`` every process trains and rank 0 alone infers and evaluates (the others
@@ -106,11 +116,7 @@ def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dic
     trained = time.perf_counter()
     device = resolve_device(config)
     _, model = load_trained(out, device)
-    dataset = build_dataset(config, config.eval_split, train=False)
-    infer(model, dataset, out / "seeds", scales=config.scales, flip=config.flip,
-          png_threshold=config.png_threshold, batch_size=config.infer_batch_size,
-          device=device, amp=config.bf16_autocast(device),
-          progress=progress)
+    write_seeds(config, model, config.eval_split, out / "seeds", device, progress=progress)
     inferred = time.perf_counter()
     summary = evaluate_run(config, out)
     summary.update({

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 from tqdm import tqdm
 
 from .cams import normalize_cams
@@ -69,22 +69,34 @@ def infer(model, dataset, out_dir: str | Path, *, scales=(0.5, 1.0, 1.5, 2.0), f
           png_threshold: float = 0.26, batch_size: int = 1, device="cpu", amp: bool = False,
           progress: bool = True) -> Path:
     """Write ``cams/<id>.npz`` and ``masks/<id>.png`` for every image of ``dataset`` (with
-    the evaluation transform). Images of one batch must share a size (``batch_size=1`` for
-    VOC)."""
+    the evaluation transform). Up to ``batch_size`` consecutive images go through the
+    network together; those of different sizes (VOC) in separate forward passes."""
     out = Path(out_dir)
     (out / "cams").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
-    for batch in tqdm(loader, desc="infer", unit="batch", disable=not progress):
-        images = batch["image"].to(device)
-        cams = multiscale_cams(model, images, scales, flip, amp)
-        for ident, cam, label in zip(batch["id"], cams, batch["label"], strict=True):
-            maps, keys = normalise_present(cam, label.to(cam.device))
-            save_cam_npz(out / "cams" / f"{ident}.npz", maps.astype(np.float16), keys)
-            pred = cams_to_prediction(maps, keys, png_threshold)
-            write_label_png(out / "masks" / f"{ident}.png", np.asarray(pred, dtype=np.uint8))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0,
+                        collate_fn=collate_by_size)
+    for groups in tqdm(loader, desc="infer", unit="batch", disable=not progress):
+        for batch in groups:
+            images = batch["image"].to(device)
+            cams = multiscale_cams(model, images, scales, flip, amp)
+            for ident, cam, label in zip(batch["id"], cams, batch["label"], strict=True):
+                maps, keys = normalise_present(cam, label.to(cam.device))
+                save_cam_npz(out / "cams" / f"{ident}.npz", maps.astype(np.float16), keys)
+                pred = cams_to_prediction(maps, keys, png_threshold)
+                write_label_png(out / "masks" / f"{ident}.png",
+                                np.asarray(pred, dtype=np.uint8))
     return out
+
+
+def collate_by_size(samples: list[dict]) -> list[dict]:
+    """Collate samples into one batch per image size (in order of first appearance), so
+    that images of different sizes never meet in :func:`torch.stack`."""
+    groups: dict[tuple, list[dict]] = {}
+    for sample in samples:
+        groups.setdefault(tuple(sample["image"].shape), []).append(sample)
+    return [default_collate(group) for group in groups.values()]
 
 
 @torch.no_grad()

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import random
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,17 +61,38 @@ def class_names(config: RunConfig) -> tuple[str, ...]:
     return VOCSegmentation(config.data_root, config.eval_split).class_names
 
 
+TORCHVISION_BACKBONES = ("resnet50", "resnet101")
+
+
+def weights_source(backbone: str, weights: str | None) -> tuple[str | None, str | None]:
+    """(torchvision weight name, local file) that ``weights`` stands for. A value that is
+    not an existing path and reads as a name (letters, digits, ``_``: ``IMAGENET1K_V1``)
+    is a torchvision weight name, which only resnet50/101 have; anything else is a file
+    (a missing one is an error when it is loaded, never silently skipped)."""
+    if not weights:
+        return None, None
+    if not Path(weights).exists() and re.fullmatch(r"\w+", weights):
+        if backbone not in TORCHVISION_BACKBONES:
+            raise ValueError(
+                f"weights {weights!r} is not a file, and torchvision weight names are for "
+                f"{' and '.join(TORCHVISION_BACKBONES)} only; for backbone {backbone!r} pass "
+                "the path of a .pth file")
+        return weights, None
+    return None, weights
+
+
 def build_model(config: RunConfig, num_classes: int) -> WSSSNet:
-    """The network of ``config``; a ``weights`` file is loaded into the backbone."""
-    weights = config.weights
-    torchvision_name = weights if weights and not Path(weights).suffix else None
+    """The network of ``config``; a ``weights`` file is loaded into the backbone (for the
+    torchvision ResNets a torchvision checkpoint's ``conv1``/``bn1`` go to their ``stem``)."""
+    torchvision_name, weights_file = weights_source(config.backbone, config.weights)
     backbone = build_backbone(config.backbone, torchvision_name, config.width,
                               config.dilations)
-    if weights and torchvision_name is None:
+    if weights_file is not None:
         from .models.weights import load_weights
 
-        report = load_weights(backbone, weights)
-        print(f"backbone weights {weights}: {report}")
+        report = load_weights(backbone, weights_file,
+                              prefix_map=getattr(backbone, "file_prefix_map", None))
+        print(f"backbone weights {weights_file}: {report}")
     return WSSSNet(backbone, num_classes, config.base, config.proj_dim, config.dropout)
 
 
@@ -286,6 +308,11 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
         if RunConfig(**ckpt["config"]).identity() != config.identity():
             raise ValueError(f"{ckpt_path} belongs to a run with another config; use a new "
                              "out_dir or resume=False")
+        if len(ckpt["rng"]) != world:
+            raise ValueError(
+                f"{ckpt_path} was written by {len(ckpt['rng'])} process(es), this run has "
+                f"{world}; resume with the same number (torchrun --nproc_per_node "
+                f"{len(ckpt['rng'])}), or use a new out_dir")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])

@@ -122,3 +122,35 @@ def test_run_config_dilations_reach_the_backbone():
     convs = [m for m in build_model(config, 3).backbone.modules()
              if isinstance(m, torch.nn.Conv2d)]
     assert [c.dilation[0] for c in convs] == [1, 1, 1, 1, 1, 1]
+
+
+def test_torchvision_checkpoint_loads_into_the_stem(tmp_path):
+    from torchvision.models import resnet50
+
+    from ppc.config import RunConfig
+    from ppc.train import build_model
+
+    torch.manual_seed(0)
+    file_state = resnet50().state_dict()  # torchvision's names: conv1, bn1, layer1..4, fc
+    path = tmp_path / "resnet50_imagenet.pth"
+    torch.save(file_state, path)
+    model = build_model(RunConfig(backbone="resnet50", weights=str(path)), num_classes=3)
+    stem = model.backbone.stem
+    assert torch.equal(stem[0].weight, file_state["conv1.weight"])
+    assert torch.equal(stem[1].running_var, file_state["bn1.running_var"])
+    assert torch.equal(model.backbone.layer4[2].conv3.weight,
+                       file_state["layer4.2.conv3.weight"])
+
+
+def test_torchvision_download_failure_is_one_clear_error(monkeypatch):
+    from urllib.error import URLError
+
+    from torchvision.models import resnet
+
+    def offline(**kwargs):
+        raise URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(resnet, "resnet50", offline)
+    with pytest.raises(ValueError, match=r"could not fetch torchvision weights IMAGENET1K_V1 "
+                                         r".*pass its path"):
+        TorchvisionResNet(50, "IMAGENET1K_V1")

@@ -259,3 +259,65 @@ def test_seeds_are_min_max_normalised_present_classes():
     assert keys.tolist() == [1, 3] and maps.shape == (2, 5, 6)
     for m in maps:
         assert m.min() == 0 and 0.999 < m.max() <= 1
+
+
+def test_weights_are_a_file_or_a_torchvision_name(tmp_path, capsys):
+    from ppc.train import weights_source
+    assert weights_source("resnet50", "IMAGENET1K_V1") == ("IMAGENET1K_V1", None)
+    assert weights_source("small", None) == (None, None)
+    with pytest.raises(ValueError, match="torchvision weight names are for resnet50 and "
+                                         "resnet101 only; for backbone 'resnet38'"):
+        weights_source("resnet38", "IMAGENET1K_V1")
+    # a path without a suffix is a file: loaded when it exists, an error when it does not
+    zeros = {k: torch.zeros_like(v) for k, v in
+             build_model(tiny(tmp_path), 6).backbone.state_dict().items()}
+    torch.save(zeros, tmp_path / "small_weights")
+    model = build_model(tiny(tmp_path, weights=str(tmp_path / "small_weights")), 6)
+    assert all(torch.equal(v, zeros[k]) for k, v in model.backbone.state_dict().items())
+    with pytest.raises(FileNotFoundError):
+        train(tiny(tmp_path, weights=str(tmp_path / "missing")), progress=False)
+    code = cli_main(["train", "--weights", str(tmp_path / "missing"), "--out_dir",
+                     str(tmp_path / "z")])
+    err = capsys.readouterr().err
+    assert code == 2 and "missing" in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_refuses_another_number_of_processes(tmp_path):
+    config = tiny(tmp_path, steps=4)
+    train(config, stop_after=2, progress=False)
+    path = Path(config.out_dir) / "checkpoint.pt"
+    ckpt = torch.load(path, weights_only=False)
+    ckpt["rng"] = ckpt["rng"] * 2  # as written by 2 processes
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match=r"written by 2 process\(es\), this run has 1"):
+        train(config, progress=False)
+
+
+def test_command_line_infer_writes_the_seeds_of_run(tmp_path):
+    # bf16 forced on the CPU: `ppc infer` once ran without it and its seeds differed
+    config = tiny(tmp_path, amp="bf16")
+    run(config, progress=False)
+    assert cli_main(["infer", config.out_dir, "--quiet"]) == 0
+    out = Path(config.out_dir)
+    for path in sorted((out / "seeds" / "cams").glob("*.npz")):
+        want, keys = load_cam_npz(path)
+        got, got_keys = load_cam_npz(out / "seeds-train" / "cams" / path.name)
+        assert np.array_equal(keys, got_keys) and np.array_equal(want, got)
+
+
+def test_infer_batches_images_of_different_sizes_apart(tmp_path):
+    from ppc.infer import infer
+
+    model = build_model(tiny(tmp_path), 6).eval()
+    g = torch.Generator().manual_seed(0)
+    sizes = [(32, 32), (40, 48), (32, 32), (24, 40)]
+    samples = [{"image": torch.randn(3, h, w, generator=g), "id": f"im{i}",
+                "label": torch.tensor([1.0, 0, 1, 0, 0, 1])} for i, (h, w) in enumerate(sizes)]
+    infer(model, samples, tmp_path / "one", scales=(1.0,), batch_size=1, progress=False)
+    infer(model, samples, tmp_path / "all", scales=(1.0,), batch_size=4, progress=False)
+    for i, (h, w) in enumerate(sizes):
+        one, _ = load_cam_npz(tmp_path / "one" / "cams" / f"im{i}.npz")
+        together, _ = load_cam_npz(tmp_path / "all" / "cams" / f"im{i}.npz")
+        assert one.shape == (3, h, w)
+        np.testing.assert_allclose(together.astype(np.float32), one.astype(np.float32),
+                                   atol=2e-3)

@@ -76,11 +76,15 @@ class TorchvisionResNet(nn.Module):
 
     ``weights``: None (random init), a torchvision weight enum name such as
     ``"IMAGENET1K_V1"`` (downloaded by torchvision on first use, where the network allows),
-    or load a local file afterwards with :func:`ppc.models.weights.load_weights`.
+    or load a local file afterwards with :func:`ppc.models.weights.load_weights` and
+    ``prefix_map=TorchvisionResNet.file_prefix_map`` (a torchvision ResNet's own
+    ``state_dict`` then loads: its ``conv1`` and ``bn1`` are this module's ``stem``).
     BatchNorm is frozen (eval mode, no gradient), as in the official ResNet-38 recipe.
     """
 
     output_stride = 8
+    #: renames a torchvision checkpoint's stem (``conv1``, ``bn1``) into this module's
+    file_prefix_map = {"conv1.": "stem.0.", "bn1.": "stem.1."}
 
     def __init__(self, depth: int = 50, weights: str | None = None) -> None:
         super().__init__()
@@ -99,7 +103,13 @@ class TorchvisionResNet(nn.Module):
                     f"unknown torchvision weights {weights!r} for ResNet-{depth}; expected one "
                     f"of {[w.name for w in enum]}, or pass a local file as the weights path"
                 ) from None
-        net = build(weights=weights, replace_stride_with_dilation=[False, True, True])
+        try:
+            net = build(weights=weights, replace_stride_with_dilation=[False, True, True])
+        except OSError as err:  # no network (URLError), or a failed write to the cache
+            raise ValueError(
+                f"could not fetch torchvision weights {weights.name} for ResNet-{depth} "
+                f"({err}); on a machine without internet, save them as a .pth file "
+                "elsewhere and pass its path as the weights") from None
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = (
             net.layer1, net.layer2, net.layer3, net.layer4)

@@ -28,6 +28,7 @@ from ppc.data import (
     write_voc,
 )
 from ppc.data.synthetic import image_ids
+from ppc.data.voc import cache_dir
 
 SMALL = SyntheticConfig(num_train_aug=24, num_train=8, num_val=6)
 
@@ -178,6 +179,7 @@ def test_labels_come_from_xml_without_masks_and_are_cached_outside_the_data(voc_
 
 def test_voc_classes_are_the_default(voc_root):
     (voc_root / "classes.txt").unlink()
+    shutil.rmtree(voc_root / "Annotations")  # they name the synthetic classes
     ds = VOCSegmentation(voc_root, "val", class_names=None)
     assert ds.class_names == VOC_CLASSES and ds[0]["label"].shape == (20,)
 
@@ -209,6 +211,9 @@ def test_bad_layouts_give_one_clear_error(voc_root, tmp_path):
     with pytest.raises(DatasetLayoutError, match=r"cannot read image .*syn_000003.jpg"):
         ds[3]
     (voc_root / "classes.txt").write_text("only\n")
+    with pytest.raises(DatasetLayoutError, match=r"object name 'shape\d' is not a class"):
+        VOCSegmentation(voc_root, "val")
+    shutil.rmtree(voc_root / "Annotations")  # labels from the masks
     with pytest.raises(DatasetLayoutError, match="mask has class index"):
         VOCSegmentation(voc_root, "val")
     empty = tmp_path / "empty"
@@ -315,3 +320,21 @@ def test_label_table_command_writes_a_table_the_reader_uses(voc_root, tmp_path):
     assert len(table) == 24 + 6 and out.read_text().startswith("# classes: shape0")
     data = generate(SMALL, "val", seed=3)
     assert table[data.ids[0]] == np.flatnonzero(data.labels[0]).tolist()
+
+
+def test_labels_come_from_the_xml_where_it_exists_else_from_the_mask(voc_root):
+    # VOC masks may leave a small object void (255): its class is still an image label
+    # in the XML, as in the official cls_labels.npy
+    ident = VOCSegmentation(voc_root, "train").ids[0]
+    mask_path = voc_root / "SegmentationClass" / f"{ident}.png"
+    mask = read_label_png(mask_path)
+    voided = int(mask[(mask > 0) & (mask < 255)][0])
+    write_label_png(mask_path, np.where(mask == voided, 255, mask).astype(np.uint8))
+    shutil.rmtree(cache_dir(), ignore_errors=True)  # labels of known ids are cached
+    with_xml = VOCSegmentation(voc_root, "train")
+    assert with_xml[0]["label"][voided - 1] == 1
+    (voc_root / "Annotations" / f"{ident}.xml").unlink()
+    shutil.rmtree(cache_dir())  # labels of known ids are cached
+    from_mask = VOCSegmentation(voc_root, "train")
+    assert from_mask[0]["label"][voided - 1] == 0
+    assert torch.equal(from_mask[1]["label"], with_xml[1]["label"])

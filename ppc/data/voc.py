@@ -7,12 +7,14 @@ Expected layout under ``root`` (the ``VOC2012`` folder of the devkit)::
     ImageSets/Segmentation/val.txt       1,449 ids
     SegmentationClass/<id>.png           VOC's masks (palette PNG, 255 = ignore)
     SegmentationClassAug/<id>.png        SBD's augmented masks (needed for train_aug only)
-    Annotations/<id>.xml                 object annotations (image labels where no mask)
+    Annotations/<id>.xml                 object annotations (the image labels)
     ImageSets/Segmentation/train_aug.txt optional; else train_aug = SegmentationClassAug - val
     classes.txt                          optional: one class name per line (own datasets)
 
 Image-level labels come from a label table (a small TSV: id, then the present class
-indices), from the pixel mask where one exists, or else from the XML annotations. Tables
+indices), from the XML annotation where one exists (every class named there, as the
+official PSA/SEAM/PPC label file ``cls_labels.npy``: a class whose pixels a mask leaves
+void or unlabelled still counts), or else from the pixel mask. Tables
 for ids not yet known are derived once and cached outside the data folder, which may be
 read-only (``~/.cache/ppc`` or ``$PPC_CACHE``), under a key of the folder's path, its
 class names and, for a generated benchmark, its ``synthetic.json``. Edit the masks or
@@ -46,6 +48,10 @@ LAYOUT = (
     "ImageSets/Segmentation/{train,val}.txt, SegmentationClass/, Annotations/, and "
     "SegmentationClassAug/ (SBD) for train_aug"
 )
+
+
+# how labels are derived; part of the cache key, so tables derived another way are not reused
+LABEL_SOURCE = "xml, else mask"
 
 
 class DatasetLayoutError(ValueError):
@@ -250,7 +256,7 @@ class VOCSegmentation(Dataset):
         marker = self.root / GENERATED_MARKER
         content = marker.read_text() if marker.is_file() else ""
         key = hashlib.sha256(f"{self.root.resolve()}|{'|'.join(self.class_names)}|{content}"
-                             .encode()).hexdigest()[:16]
+                             f"|{LABEL_SOURCE}".encode()).hexdigest()[:16]
         paths = [cache_dir() / "labels" / f"{key}.tsv"]
         if self.class_names == VOC_CLASSES:
             paths.insert(0, SHIPPED_TABLES / "voc2012.tsv")
@@ -275,16 +281,16 @@ class VOCSegmentation(Dataset):
         return {i: table[i] for i in self.ids}
 
     def _derive_labels(self, ident: str) -> list[int]:
-        mask_path = self.masks[ident]
-        if mask_path is not None:
-            return labels_from_mask(read_label_png(mask_path), len(self.class_names), mask_path)
         xml = self.root / "Annotations" / f"{ident}.xml"
-        if not xml.exists():
+        if xml.exists():
+            return labels_from_xml(xml, self.class_names)
+        mask_path = self.masks[ident]
+        if mask_path is None:
             raise DatasetLayoutError(
-                f"no labels for id {ident!r}: neither a mask (SegmentationClass/ or "
-                f"SegmentationClassAug/) nor {xml}"
+                f"no labels for id {ident!r}: neither {xml} nor a mask (SegmentationClass/ "
+                "or SegmentationClassAug/)"
             )
-        return labels_from_xml(xml, self.class_names)
+        return labels_from_mask(read_label_png(mask_path), len(self.class_names), mask_path)
 
     # -- samples --------------------------------------------------------------------------
     def label_vector(self, ident: str) -> torch.Tensor:

@@ -22,7 +22,7 @@
 # 2-core CPU); the paper's column holds its PASCAL VOC numbers, a different data set and
 # network: compare directions, not values.
 #
-# All 42 runs were made on 26-27 November 2026 with one version of the training code
+# All 42 runs were made on 27 November 2026 with one version of the training code
 # (`summary.json` records each run's commit, `94b0e06` to `a65e3b0`; the training code
 # is the same in all of them, and the current code reproduces them bit for bit on a CPU).
 # They replace an earlier set, made before the loss was made faster (the same loss
@@ -93,12 +93,13 @@ plt.show()
 #   +4.8, +18.9): a hint, not a result.
 # * **Full PPC (with hard pixel sampling) does not beat its base** on either: SEAM -0.4
 #   ± 2.3 (2 of 3 seeds), CAM -2.7 ± 6.2 (1 of 3). On CAM, adding hard pixel sampling to
-#   intra + mining lowers the mIoU in every seed (by 1.9, 16.9 and 14.0 points). The paper
+#   intra + mining lowers the mIoU in every seed (by 1.9, 16.8 and 14.0 points). The paper
 #   reports +6.1 on VOC for the full method; this benchmark does not reproduce it.
 #
 # In the coverage table, the CAMs of the SEAM base sit about 6 pixels above their objects
 # (offset y -5.6) and every PPC row brings them closer (-4.4 to -1.2). The CAM intra rows
 # raise body recall (52 against 41.5) together with precision, with less background
-# marked. Part recall is never clearly above body recall, in any row: the benchmark's CAMs
+# marked. In no row is part recall above body recall in every seed (the nearest, CAM +
+# intra + mining: +5.2 on average, but -4.6 in one seed): the benchmark's CAMs
 # do not single out the discriminative part (chapter 1 and the design study), so
 # "spreading from the part to the body" cannot be seen here as such.

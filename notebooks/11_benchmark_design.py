@@ -134,7 +134,7 @@ for name in ("A", "B", "F"):
 #   ImageNet-pretrained networks, whose features are local before any WSSS training.
 #   `ppc.pretrain` pre-trains the small backbone on a dense task of its own: name the
 #   colour of every pixel, on images of random ellipses. It reaches 97% pixel accuracy in
-#   300 steps (53 s here). Starting from it, with one seed each:
+#   300 steps (49 s here). Starting from it, with one seed each:
 #   * on v1 (J), CAM mIoU rises 28.1 → 49.0, but the seeds still spill (area ratio 1.50),
 #     cover the body as much as the part (72.8 / 66.3), and sit −2.3 px above;
 #   * with one body colour (K), the seeds are poor (23.5): part 50.1 against body 32.5,

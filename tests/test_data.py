@@ -291,7 +291,7 @@ def test_eval_transform_and_multiscale_inputs():
         multiscale_inputs(out["image"][0])
 
 
-def test_loader_is_deterministic_across_workers_and_epochs():
+def test_loader_is_deterministic_across_workers_and_epochs(monkeypatch):
     ds = SyntheticSegmentation(SMALL, "train_aug", seed=0, transform=train_transform("synthetic"))
     first = [b["image"] for b in make_loader(ds, 4, seed=7, num_workers=0)]
     again = [b["image"] for b in make_loader(ds, 4, seed=7, num_workers=2)]
@@ -306,6 +306,11 @@ def test_loader_is_deterministic_across_workers_and_epochs():
     state = torch.get_rng_state()
     seeded[0]
     assert torch.equal(torch.get_rng_state(), state)  # the caller's RNG is untouched
+    reseeded = []  # and no GPU generator is reseeded (fork_rng would not restore it)
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", reseeded.append)
+    monkeypatch.setattr(torch.cuda, "manual_seed", reseeded.append)
+    seeded[1]
+    assert reseeded == []
     assert seeded.class_names == SMALL.names
     with pytest.raises(ValueError, match="batch_size"):
         make_loader(ds, 0)
@@ -338,3 +343,16 @@ def test_labels_come_from_the_xml_where_it_exists_else_from_the_mask(voc_root):
     from_mask = VOCSegmentation(voc_root, "train")
     assert from_mask[0]["label"][voided - 1] == 0
     assert torch.equal(from_mask[1]["label"], with_xml[1]["label"])
+
+
+def test_unreadable_mask_and_missing_val_list_are_layout_errors(voc_root):
+    (voc_root / "ImageSets/Segmentation/train_aug.txt").unlink()
+    (voc_root / "ImageSets/Segmentation/val.txt").rename(voc_root / "val.txt.bak")
+    with pytest.raises(DatasetLayoutError, match=r"train_aug.*minus the val ids.*val.txt "
+                                                 r"does not exist"):
+        VOCSegmentation(voc_root, "train_aug")
+    (voc_root / "val.txt.bak").rename(voc_root / "ImageSets/Segmentation/val.txt")
+    ds = VOCSegmentation(voc_root, "train")
+    (voc_root / "SegmentationClass" / f"{ds.ids[1]}.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetLayoutError, match=rf"cannot read mask .*{ds.ids[1]}.png"):
+        ds[1]

@@ -45,7 +45,9 @@ class SeededDataset(Dataset):
         sample_seed = int(sample_seed[0])
         py_state, np_state = random.getstate(), np.random.get_state()
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed)
+            # the CPU generator only: torch.manual_seed would also reseed every GPU's,
+            # which fork_rng(devices=[]) does not restore (the caller's dropout stream)
+            torch.default_generator.manual_seed(sample_seed)
             random.seed(sample_seed)
             np.random.seed(sample_seed)
             try:

@@ -83,13 +83,17 @@ def write_label_png(path: str | Path, mask: np.ndarray, palette: bool = True) ->
 
 def read_label_png(path: str | Path) -> np.ndarray:
     """``[H, W]`` uint8 class indices of a VOC/SBD label PNG (palette indices, not colours)."""
-    with Image.open(path) as image:
-        if image.mode not in ("P", "L"):
-            raise DatasetLayoutError(
-                f"{path}: a label PNG must be a palette (P) or grey (L) image of class "
-                f"indices, got mode {image.mode}"
-            )
-        return np.array(image, dtype=np.uint8)
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("P", "L"):
+                raise DatasetLayoutError(
+                    f"{path}: a label PNG must be a palette (P) or grey (L) image of class "
+                    f"indices, got mode {image.mode}"
+                )
+            return np.array(image, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as err:
+        raise DatasetLayoutError(f"cannot read mask {path} ({err}); replace the file with "
+                                 "a readable PNG of class indices") from None
 
 
 def write_voc_annotation(path: str | Path, ident: str, mask: np.ndarray, names) -> None:
@@ -237,7 +241,11 @@ class VOCSegmentation(Dataset):
                     "SegmentationClassAug (see the README)"
                 )
             val_path = lists / "val.txt"
-            val = set(self._read_list(val_path)) if val_path.exists() else set()
+            if not val_path.exists():
+                raise DatasetLayoutError(
+                    f"split 'train_aug' is derived as the masks in {aug} minus the val "
+                    f"ids, but {val_path} does not exist; add it (or a list {path})")
+            val = set(self._read_list(val_path))
             return sorted(e.name[:-4] for e in os.scandir(aug)
                           if e.name.endswith(".png") and e.name[:-4] not in val)
         raise DatasetLayoutError(f"split list {path} does not exist: {LAYOUT}")

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from ppc._format import mean_std
 
 VARIANTS = {
     "CAM": ["--base", "cam", "--use_ppc", "false"],
@@ -55,8 +56,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name, values in rows.items():
         mious = [v[0] for v in values]
-        std = statistics.stdev(mious) if len(mious) > 1 else 0.0
-        print(f"| {name} | {statistics.mean(mious):.1f} ± {std:.1f} | "
+        print(f"| {name} | {mean_std(mious)} | "
               f"{', '.join(f'{m:.1f}' for m in mious)} | "
               f"{', '.join(f'{v[1]:.2f}' for v in values)} | "
               f"{', '.join(f'{v[2]:.0f} s' for v in values)} |")

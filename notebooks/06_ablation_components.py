@@ -20,7 +20,8 @@
 # stored in `results/ablations/components/`; this page only reads them. Our numbers are
 # best-threshold seed mIoUs on the **synthetic** benchmark's train split (small network,
 # 2-core CPU); the paper's column holds its PASCAL VOC numbers, a different data set and
-# network: compare directions, not values.
+# network: compare directions, not values. Every "mean ± std" in the book's tables is over
+# seeds, with the sample standard deviation (n - 1).
 #
 # All 42 runs were made on 27 November 2026 with one version of the training code
 # (`summary.json` records each run's commit, `94b0e06` to `a65e3b0`; the training code

@@ -161,6 +161,13 @@ for name in ("A", "B", "F"):
 #   numbers for CAM or SEAM seeds; the papers' own words differ (some stress missed
 #   object pixels, others false activations on co-occurring background).
 #
+# * **What C3 measures.** It averages signed offsets over (image, class) pairs, so
+#   offsets in opposite directions cancel: it detects a shift in one direction, not
+#   scatter. Per pair, the offsets scatter widely in every candidate (standard deviation
+#   of offset y 6.8 to 11.4 px over pairs; 4.0 px for C), so passing C3 says that the CAMs
+#   are not displaced one way, not that each one sits on its object. The criterion stays
+#   as it was written before the runs.
+#
 # **For the rest of the book** this means: the ablations measure PPC on a benchmark whose
 # CAM seeds are spread and displaced, not one where they cover only the discriminative
 # part. Read their gains and losses as effects on that kind of seed.

@@ -598,7 +598,10 @@ def centroid_offsets(samples: Iterable) -> dict:
     (``x``, positive: right of the object). Returns the means over those (image, class)
     pairs, ``offset_y`` / ``offset_x``, their standard errors (``*_sem``) and ``pairs``.
     A network trained from image labels only is free to put its evidence beside the
-    object (the classification loss does not see where); this measures whether it did.
+    object (the classification loss does not see where); this measures whether it did so
+    in one direction. Signed offsets of opposite directions cancel in the means, so a
+    mean near 0 does not say each CAM sits on its object: the spread over pairs is
+    ``*_sem * sqrt(pairs)``.
     """
     ys, xs = [], []
     for cams, keys, mask in samples:

@@ -154,7 +154,7 @@ def seed_coverage(run_dir: str | Path, bg_threshold: float | None = None) -> dic
     files under ``seeds/cams``) on its evaluation split, at ``bg_threshold`` (default: the
     run's best), and :func:`ppc.evaluate.centroid_offsets` of its CAMs. Tells whether the
     seeds cover the discriminative parts and miss the bodies (the failure WSSS methods
-    address), and whether the CAMs sit on their objects at all."""
+    address), and whether the CAMs are shifted from their objects in one direction."""
     from .data.synthetic import generate
 
     run_dir = Path(run_dir)

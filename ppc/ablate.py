@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ._format import mean_std
@@ -301,7 +302,15 @@ def plot(frame: pd.DataFrame, title: str = ""):
     order = frame.sort_values("order")["row"].drop_duplicates().tolist()
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(order) + 1.2))
     if len(frame):
-        sns.stripplot(data=frame, y="row", x="miou", order=order, color="0.6", size=4, ax=ax)
+        # seaborn jitters the dots with NumPy's global RNG: a fixed draw, so the figure
+        # is the same at every execution, and the caller's RNG state is left as it was
+        state = np.random.get_state()
+        np.random.seed(0)
+        try:
+            sns.stripplot(data=frame, y="row", x="miou", order=order, color="0.6", size=4,
+                          ax=ax)
+        finally:
+            np.random.set_state(state)
         sns.pointplot(data=frame, y="row", x="miou", order=order, errorbar="sd",
                       linestyle="none", color="tab:blue", ax=ax)
     ax.set_xlabel("best-threshold seed mIoU (%), synthetic train split")

@@ -156,3 +156,29 @@ def test_mean_std_text_of_every_table():
     assert mean_std([0.25, 0.75], digits=2, sign="+") == "+0.50 ± 0.35"
     assert mean_std([-0.04]) == "-0.0" and mean_std([3.0], sign="+") == "+3.0"
     assert mean_std([]) == "n/a"
+
+
+def test_plot_is_the_same_at_every_execution_and_keeps_the_callers_rng():
+    import io
+
+    import matplotlib
+    import numpy as np
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    frame = pd.DataFrame({"row": ["a", "a", "a", "b", "b", "b"], "order": [0, 0, 0, 1, 1, 1],
+                          "miou": [20.0, 22.0, 21.0, 25.0, 24.0, 26.0]})
+
+    def png():
+        buffer = io.BytesIO()
+        ablate.plot(frame, title="t").savefig(buffer, format="png")
+        return buffer.getvalue()
+
+    np.random.seed(1)
+    first = png()
+    after = np.random.random()
+    np.random.seed(2)
+    assert png() == first  # the dots' jitter does not depend on the global RNG
+    np.random.seed(1)
+    png()
+    assert np.random.random() == after  # and the global RNG is left as it was

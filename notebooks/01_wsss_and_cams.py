@@ -71,7 +71,8 @@ print(f"{len(eval_set)} images with pixel masks in the 'train' split, "
 # ## A CAM network trained from image labels
 #
 # The reference run trains the small backbone on the image labels of the benchmark's
-# `train_aug` split (two views, PPC on: the book's default recipe). `run` reuses the stored
+# `train_aug` split (the plain CAM base with PPC on, two views: `RunConfig`'s defaults;
+# chapters 2-4 use it too, and chapter 5 trains SEAM). `run` reuses the stored
 # run when its configuration matches, so this page does not retrain.
 
 # %%
@@ -95,8 +96,8 @@ fig = show_samples(samples, bench.names, cams=cams, pseudo=pseudo)
 # ## Choosing the background threshold
 #
 # A seed is the argmax over a constant background score and the normalised CAMs of the
-# image's classes. The score is swept and the best mIoU reported, as in the paper; the
-# official code sweeps 0.00-0.59, this book 0.00-0.95.
+# image's classes. The score is swept and the best mIoU reported, as in the official
+# code; it sweeps 0.00-0.59, this book 0.00-0.95.
 
 # %%
 curve = pd.read_csv(f"{run_dir}/curve.csv")

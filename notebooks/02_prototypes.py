@@ -88,9 +88,10 @@ plt.show()
 #
 # The background needs care. Its confidence $1 - \max_c \text{CAM}_c$ is exactly 1 at
 # every pixel where all the image's classes score $\le 0$, since the CAMs are ReLU'd: a
-# large tie, which the top-K then breaks by position, as the official code's constant
-# channel does. Ranked on the CAMs normalised *without* the ReLU, those pixels keep their
-# order (the most negative scores first); `ppc.PixelToPrototypeContrast` does that.
+# large tie, which the top-K then breaks by position (lower pixel index first; the
+# official code's constant channel leaves the order to `torch.topk`). Ranked on the CAMs
+# normalised *without* the ReLU, those pixels keep their order (the most negative scores
+# first); `ppc.PixelToPrototypeContrast` does that.
 
 # %%
 tied = ppc.estimate_prototypes(out["proj"], norm, batch["label"], top_k)
@@ -115,13 +116,21 @@ fig = show_maps(maps, ["background (ties)", *names], cmap="magma", size=1.5)
 plt.show()
 
 # %% [markdown]
-# How similar every pixel of the first image is to each prototype ($v_i \cdot p_c$):
-# a trained $f_\text{proj}$ makes a class's pixels close to its prototype, beyond the few
-# pixels that defined it.
+# How similar every pixel of the first image is to each prototype ($v_i \cdot p_c$).
+# $f_\text{proj}$ ends in a ReLU, so every embedding is non-negative and every cosine is
+# $\ge 0$; in this run they are all high (printed below), so the colour scale spans only
+# their range. The loss divides them by $\tau$ = 0.1, which turns differences of a few
+# hundredths into clear differences of probability. The last line says how often the
+# nearest prototype is the pixel's pseudo label.
 
 # %%
 sims = similarity_maps(out["proj"], protos.vectors)[0]
-fig = show_maps(sims, names, cmap="coolwarm", vmin=-1, vmax=1, size=1.5)
+print(f"v_i . p_c in the first image: {sims.min():.2f} to {sims.max():.2f} "
+      f"(median {sims.median():.2f})")
+print(f"nearest prototype = pseudo label at {(sims.argmax(0) == labels[0]).float().mean():.0%}"
+      " of its pixels")
+fig = show_maps(sims, names, cmap="viridis", vmin=float(sims.min()), vmax=float(sims.max()),
+                size=1.5)
 plt.show()
 
 # %% [markdown]

@@ -121,7 +121,8 @@ terms = loss(proj_s, cams_s, out_t["proj"], out_t["logits"], batch["label"],
 # %% [markdown]
 # ## Other transformations
 #
-# The transformation ablation swaps the rescaling for a flip or a rotation. The same
+# The transformation ablation adds a flip or a rotation to the rescaling (as below), or
+# uses one instead of it. The same
 # warp moves the features; pixels of a rotated frame that fall outside the source are
 # masked out of every term.
 

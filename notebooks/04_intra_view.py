@@ -13,17 +13,20 @@
 # %% [markdown]
 # # Intra-view contrast: semi-hard prototype mining and hard pixel sampling
 #
-# Within one view, PPC applies $F(v_i; y_i; P)$ with two refinements of the official code:
+# Within one view, PPC applies $F(v_i; y_i; P)$ with two refinements, as the official code
+# implements them:
 #
 # * **semi-hard prototype mining**: per pixel, the prototypes are ranked by similarity;
-#   the denominator keeps the positive and the ranks 3..12 of 21 (the ~60% hardest, minus
+#   the denominator keeps the positive and the ranks 3..12 of 21, counted from 0 (the
+#   ~60% hardest, minus
 #   the very hardest, which are likely wrong labels): `mining_skip_fraction = 3/21`,
 #   `mining_keep_fraction = 10/21`;
 # * **hard pixel sampling**: per class with $L$ pixels, $\lfloor L/2 \rfloor$ pixels at
 #   random plus the pixels at ascending-similarity ranks
 #   $\lfloor 0.6L \rfloor - \lfloor L/2 \rfloor \ldots \lfloor 0.6L \rfloor - 1$ (again
-#   skipping the hardest ~10%); each class's loss is the mean over its draws, and the
-#   classes are averaged.
+#   skipping the hardest ~10%); each class's loss is the mean over its draws, and their
+#   sum is divided by the number of classes present (a class with one pixel counts, and
+#   adds 0).
 #
 # ```{admonition} Data and hardware
 # Synthetic benchmark, small backbone, 2-core CPU. Not VOC numbers.
@@ -77,7 +80,8 @@ colours = ["tab:orange" if c in band[pixel].tolist() else
 fig, ax = plt.subplots(figsize=(6, 2.5))
 ax.bar([names[c] for c in order], [sims[c] for c in order], color=colours)
 ax.set_ylabel("cosine to prototype")
-ax.set_title(f"pixel {pixel}: label {names[int(targets[pixel])]} (green), band (orange)")
+ax.set_title(f"pixel {pixel}: label {names[int(targets[pixel])]} (green, or orange when in "
+             "the band), band (orange)")
 plt.xticks(rotation=30)
 plt.show()
 

@@ -16,10 +16,12 @@
 # ```{admonition} What this page ran on
 # :class: warning
 # In this book, this notebook ran on the **synthetic benchmark written in the PASCAL VOC
-# directory layout** (`dataset = "synthetic"`), with the small backbone on a 2-core CPU.
-# It goes through the same VOC reader as the real data, but **its numbers are not VOC
-# numbers**. Pointed at a real VOC 2012 root (`dataset = "voc"`, `voc_root = ...`) with
-# `preset = "voc-resnet38"` on a GPU, it runs the paper's recipe.
+# directory layout** (`dataset = "synthetic"`; the printed configuration says `"voc"`,
+# because the written copy is read by the VOC reader), with the small backbone on a 2-core
+# CPU. It goes through the same VOC reader as the real data, but **its numbers are not
+# VOC numbers**. Pointed at a real VOC 2012 root (`dataset = "voc"`, `voc_root = ...`)
+# with `preset = "voc-resnet38"` on a GPU, it runs the official code's recipe (in bf16
+# autocast on CUDA by default; `extra = {"amp": "off"}` for float32).
 # ```
 #
 # Run it with your own parameters, e.g.
@@ -27,7 +29,8 @@
 # ```bash
 # .venv/bin/python -m ppc.notebooks 05_training -p dataset voc \
 #     -p voc_root /data/VOCdevkit/VOC2012 -p preset voc-resnet38 \
-#     -p weights /data/weights/resnet38d.pth -p device cuda -o my_run.ipynb
+#     -p weights /data/weights/resnet38d.pth -p device cuda \
+#     -p out_dir ../runs/voc_seam_ppc -o my_run.ipynb   # out_dir: not the book's stored run
 # ```
 
 # %% tags=["parameters"]

@@ -182,7 +182,9 @@ class RunConfig:
     def from_flat(cls, start: RunConfig | None = None, /, **flat) -> RunConfig:
         """Fill a config from flat names, as papermill parameters and the command line give
         them: top-level fields by name, nested ones as ``ppc__top_k``, ``view__scale``,
-        ``synthetic__num_classes``. Unknown names raise ``ValueError``."""
+        ``synthetic__num_classes``. Unknown names raise ``ValueError``. A ``view__scale``
+        given without ``view__size`` clears the start's fixed ``size`` (the VOC preset's
+        128 px), which would otherwise silently override the scale."""
         config = start or cls()
         top, nested = {}, {}
         for key, value in flat.items():
@@ -201,6 +203,8 @@ class RunConfig:
             names = {f.name for f in dataclasses.fields(current)}
             if set(values) - names:
                 raise ValueError(f"unknown {group} parameter(s) {sorted(set(values) - names)}")
+            if group == "view" and "scale" in values and "size" not in values:
+                values = {**values, "size": None}
             config = dataclasses.replace(config, **{group: dataclasses.replace(current, **values)})
         return config
 

@@ -6,7 +6,8 @@ cannot read the ``.py`` directly, so it is read with jupytext and handed over as
 notebook object; parameters are injected after the cell tagged ``parameters``.
 
     python -m ppc.notebooks                       # execute every notebook of the book
-    python -m ppc.notebooks 05_training -p steps 50 -p seed 1 -o /tmp/mine.ipynb
+    python -m ppc.notebooks 05_training -p extra '{"steps": 50}' -p seed 1 \\
+        -p out_dir ../runs/mine -o /tmp/mine.ipynb
 """
 
 from __future__ import annotations

@@ -154,3 +154,15 @@ def test_torchvision_download_failure_is_one_clear_error(monkeypatch):
     with pytest.raises(ValueError, match=r"could not fetch torchvision weights IMAGENET1K_V1 "
                                          r".*pass its path"):
         TorchvisionResNet(50, "IMAGENET1K_V1")
+
+
+def test_a_view_scale_given_replaces_the_presets_fixed_size():
+    from ppc.config import RunConfig
+
+    voc = RunConfig.preset("voc-resnet38", data_root="/data/VOC2012")
+    assert voc.view.size == 128
+    scaled = RunConfig.from_flat(voc, view__scale=0.5)
+    assert scaled.view.size is None and scaled.view.scale == 0.5  # not silently 128 px
+    both = RunConfig.from_flat(voc, view__scale=0.5, view__size=96)
+    assert both.view.size == 96
+    assert RunConfig.from_flat(voc, view__flip=True).view.size == 128

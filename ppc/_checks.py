@@ -8,6 +8,10 @@ and the training loop may switch it off once its inputs are known to be sane.
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
+
 import torch
 from torch import Tensor
 
@@ -86,3 +90,54 @@ def require_labels(name: str, labels: Tensor, num_classes: int, ignore_index: in
             f"{name} must hold class indices in {allowed}; "
             f"found {bad.numel()} value(s) outside, e.g. {int(bad[0])}"
         )
+
+
+def _fits(value, hint) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is tuple:
+        if not isinstance(value, (tuple, list)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_fits(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args,
+                                                                            strict=True))
+    return True  # other annotations are not checked here
+
+
+def _describe(hint) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if hint is type(None):
+        return "None"
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_describe(args[0])}"
+        return f"a list of {len(args)} ({', '.join(_describe(a) for a in args)})"
+    return getattr(hint, "__name__", str(hint))
+
+
+def check_field_types(obj, owner: str) -> None:
+    """Raise ``ValueError`` naming the field when a dataclass field holds a value of
+    another type than its annotation (papermill and JSON hand over text and lists: the
+    string ``"false"`` is not a bool, ``"8"`` not an int). Nested dataclasses are skipped;
+    ints pass for floats, lists for tuples."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value) or _fits(value, hints[f.name]):
+            continue
+        raise ValueError(f"{owner}.{f.name} must be {_describe(hints[f.name])}, got "
+                         f"{value!r} ({type(value).__name__})")

@@ -321,7 +321,8 @@ def plot(frame: pd.DataFrame, title: str = ""):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ppc.ablate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ppc.ablate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("families", nargs="*", help=f"families: {', '.join(FAMILIES)}")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per row")
     parser.add_argument("--list", action="store_true", help="list families and rows")
@@ -329,6 +330,8 @@ def main(argv=None) -> int:
                         help="where the runs go (default: results/ablations, which the book "
                              "reads); another folder keeps a rerun apart until it is complete")
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds must be >= 1 (seeds 0..N-1 per row), got {args.seeds}")
     if args.list or not args.families:
         for name, rows in FAMILIES.items():
             print(f"{name}: " + "; ".join(r.name for r in rows))

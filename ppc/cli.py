@@ -53,7 +53,8 @@ HELP = {
     "amp": "auto (bf16 autocast on CUDA), bf16, off",
     "channels_last": "auto (on CUDA), on, off",
     "seed": "seed of the run (initialisation, data order, augmentation, pixel sampling)",
-    "num_workers": "DataLoader workers (default: none for the synthetic preset; -1: all cores)",
+    "num_workers": "DataLoader workers: 0 loads in the main process (the synthetic preset), "
+                   "none or -1 one per core up to 8 (the VOC preset)",
     "threads": "CPU threads for torch (default: torch's choice)",
     "out_dir": "run folder: config.json, metrics.jsonl, checkpoint.pt, model.pt, seeds/",
     "log_every": "write metrics.jsonl every N steps",
@@ -62,8 +63,28 @@ HELP = {
     "scales": "inference scales",
     "flip": "add horizontally flipped inputs at inference",
     "png_threshold": "background threshold of the pseudo-mask PNGs (official: 0.26)",
-    "infer_batch_size": "images per inference batch (1 for images of different sizes)",
+    "infer_batch_size": "images per inference pass (images of different sizes go in "
+                        "separate passes)",
+    # nested fields whose class docstring does not document them one by one
+    "view.scale": "target view size as a fraction of the source's (the paper rescales)",
+    "view.size": "a fixed square target side in px instead (official: 128); none: use scale",
+    "view.flip": "mirror the target view horizontally (transformation ablation)",
+    "view.rotate": "rotate the target view by this many degrees (corners outside the source "
+                   "are masked out of every term)",
+    "ppc.mining_exclude_positive": "rank the positive prototype out of the mining band (the "
+                                   "official code ranks it with the negatives)",
+    "synthetic.decoy_fraction": "fraction of the clutter blobs that take a body colour",
+    "synthetic.pixel_noise": "per-pixel noise sigma (0-1 scale)",
+    "synthetic.class_names": "names of the classes (default: generated)",
 }
+
+
+class _Parser(argparse.ArgumentParser):
+    """One line per error, and where to look, instead of the whole usage (dozens of
+    options) above it."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _docstring_help(cls) -> dict[str, str]:
@@ -105,7 +126,8 @@ def _add_field(parser, name: str, ftype, default, help_text: str) -> None:
     if ftype is bool:
         kwargs.update(type=_parse_bool, metavar="BOOL")
     elif origin is tuple:
-        kwargs.update(type=args[0] if args else float, nargs="+")
+        fixed = args and args[-1] is not Ellipsis
+        kwargs.update(type=args[0] if args else float, nargs=len(args) if fixed else "+")
     elif args and len(args) == 1 and origin is not None:  # X | None
         kwargs.update(type=_parse_optional(args[0]))
     elif ftype in (int, float, str):
@@ -133,7 +155,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         current = getattr(defaults, prefix)
         for f in dataclasses.fields(cls):
             _add_field(sub, f"{prefix}.{f.name}", sub_hints[f.name], getattr(current, f.name),
-                       doc.get(f.name, ""))
+                       doc.get(f.name) or HELP.get(f"{prefix}.{f.name}", ""))
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -177,13 +199,23 @@ def _cmd_infer(args) -> None:
     print(f"seeds: {out}")
 
 
+def default_cams(run_dir: Path, split: str, eval_split: str) -> Path:
+    """The CAMs of ``split`` in a run folder: ``seeds-<split>/cams`` (``ppc infer``), or for
+    the run's own eval_split ``seeds/cams`` (``ppc run``) when infer has not written any."""
+    inferred = run_dir / f"seeds-{split}" / "cams"
+    if split == eval_split and not inferred.is_dir() and (run_dir / "seeds" / "cams").is_dir():
+        return run_dir / "seeds" / "cams"
+    return inferred
+
+
 def _cmd_evaluate(args) -> None:
     from .evaluate import evaluate_cam_dir
     from .train import build_dataset
 
     config = RunConfig.load(Path(args.run_dir) / "config.json")
     split = args.split or config.eval_split
-    cams = Path(args.cams) if args.cams else Path(args.run_dir) / f"seeds-{split}" / "cams"
+    cams = Path(args.cams) if args.cams else default_cams(Path(args.run_dir), split,
+                                                          config.eval_split)
     curve = evaluate_cam_dir(cams, build_dataset(config, split, train=False))
     print(curve.to_frame().to_string(index=False))
     print(f"best: mIoU {100 * curve.best_miou:.2f} at background threshold "
@@ -191,7 +223,7 @@ def _cmd_evaluate(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m ppc",
         description="Weakly supervised semantic segmentation with pixel-to-prototype "
                     "contrast: train a base network with PPC, infer CAM seeds, score them.")
@@ -200,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", _cmd_train, "train (or resume) one run"),
         ("run", _cmd_run, "train, infer the seeds of --eval_split and score them"),
     ):
-        sub = commands.add_parser(name, help=text, description=text)
+        sub = commands.add_parser(name, help=text, description=(
+            f"{text}. Defaults shown are the synthetic preset's; --preset voc-resnet38 starts "
+            "from the official recipe (e.g. 10,576 steps of batch 8)."))
         sub.add_argument("--preset", default="synthetic", choices=("synthetic", "voc-resnet38"),
                          help="starting configuration: the synthetic CPU recipe, or the "
                               "official VOC recipe (ResNet-38 + SEAM)")
@@ -221,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    description="Background-threshold curve and best mIoU.")
     eval_cmd.add_argument("run_dir", help="folder of a run (its config.json names the data)")
     eval_cmd.add_argument("--split", help="split to score (default: the run's eval_split)")
-    eval_cmd.add_argument("--cams", help="folder of <id>.npz CAMs (default: the run's seeds)")
+    eval_cmd.add_argument("--cams", help="folder of <id>.npz CAMs (default: the run's seeds "
+                                         "of the split: seeds-<split>/cams from infer, else "
+                                         "seeds/cams from run)")
     eval_cmd.set_defaults(func=_cmd_evaluate)
     return parser
 
@@ -231,7 +267,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._checks import check_field_types
 from .data.synthetic import SyntheticConfig
 from .loss import PPCConfig
 from .models.backbones import SMALL_DILATIONS
@@ -98,20 +100,42 @@ class RunConfig:
         one_of("device", ("auto", "cpu", "cuda"))
         one_of("amp", ("auto", "bf16", "off"))
         one_of("channels_last", ("auto", "on", "off"))
-        if self.dataset == "voc" and not self.data_root:
-            raise ValueError("dataset 'voc' needs data_root: the VOC2012 folder of the devkit "
-                             "(or a folder written by ppc.data.write_voc)")
-        for name in ("steps", "batch_size", "log_every", "checkpoint_every", "infer_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
         if isinstance(self.synthetic, dict):
             self.synthetic = SyntheticConfig(**_tuples(self.synthetic))
         if isinstance(self.view, dict):
             self.view = ViewConfig(**self.view)
         if isinstance(self.ppc, dict):
             self.ppc = PPCConfig(**self.ppc)
+        check_field_types(self, "RunConfig")  # the nested configs check their own fields
+        if self.dataset == "voc" and not self.data_root:
+            raise ValueError("dataset 'voc' needs data_root: the VOC2012 folder of the devkit "
+                             "(or a folder written by ppc.data.write_voc)")
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every", "infer_batch_size",
+                     "width", "proj_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        for name in ("weight_decay", "momentum"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.png_threshold <= 1:
+            raise ValueError(f"png_threshold must be in [0, 1] (a background score for "
+                             f"CAMs normalised to [0, 1]), got {self.png_threshold}")
+        if not self.scales or any(not s > 0 for s in self.scales):
+            raise ValueError(f"scales must be one or more factors > 0, got {self.scales}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1 (or None: torch's default), got "
+                             f"{self.threads}")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0 (or None: the machine's cores), got "
+                             f"{self.num_workers}")
+        if self.use_ppc and not 0 <= self.ppc_start_step < self.steps:
+            raise ValueError(f"ppc_start_step must be in [0, steps) = [0, {self.steps}) when "
+                             f"use_ppc is on (PPC would never switch on), got "
+                             f"{self.ppc_start_step}")
         self.lr_mult = tuple(self.lr_mult)
         self.dilations = tuple(self.dilations)
         self.scales = tuple(self.scales)
@@ -176,7 +200,18 @@ class RunConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
-        return cls(**json.loads(Path(path).read_text()))
+        """The config saved at ``path`` (a run's ``config.json``)."""
+        try:
+            values = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"cannot read a run config from {path} ({err}); pass a "
+                             "config.json written by a run") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path} holds no run config (a JSON object of RunConfig fields)")
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"{path}: unknown RunConfig field(s) {unknown}")
+        return cls(**values)
 
     @classmethod
     def from_flat(cls, start: RunConfig | None = None, /, **flat) -> RunConfig:

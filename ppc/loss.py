@@ -9,7 +9,13 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ._checks import require_finite, require_floating, require_match, require_tensor
+from ._checks import (
+    check_field_types,
+    require_finite,
+    require_floating,
+    require_match,
+    require_tensor,
+)
 from .cams import background_confidence, check_cams_and_labels, normalize_cams, pseudo_labels
 from .contrast import (
     flatten_labels,
@@ -69,10 +75,14 @@ class PPCConfig:
     validate: bool = True
 
     def __post_init__(self) -> None:
+        check_field_types(self, "PPCConfig")
         if not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k < 1:
             raise ValueError(f"PPCConfig.top_k must be a positive int, got {self.top_k!r}")
         if not self.tau > 0:
             raise ValueError(f"PPCConfig.tau must be > 0, got {self.tau!r}")
+        if not 0 <= self.bg_threshold <= 1:
+            raise ValueError("PPCConfig.bg_threshold must be in [0, 1] (a background score "
+                             f"for CAMs normalised to [0, 1]), got {self.bg_threshold!r}")
         for name in ("alpha", "beta"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"PPCConfig.{name} must be >= 0, got {getattr(self, name)!r}")

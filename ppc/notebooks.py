@@ -72,7 +72,26 @@ def _strip_papermill_metadata(path: Path) -> None:
     nbformat.write(nb, path)
 
 
+def parameter_names(name: str) -> list[str]:
+    """Names assigned in the cell tagged ``parameters`` of ``notebooks/<name>.py``."""
+    import jupytext
+
+    for cell in jupytext.read(NOTEBOOKS / f"{name}.py").cells:
+        if "parameters" in cell.metadata.get("tags", []):
+            return [target.id for node in ast.parse(cell.source).body
+                    if isinstance(node, ast.Assign) for target in node.targets
+                    if isinstance(target, ast.Name)]
+    return []
+
+
+_WORDS = {"true": True, "false": False, "none": None, "null": None}
+
+
 def _value(text: str):
+    """A Python literal (``3``, ``0.5``, ``{"steps": 50}``); ``true``/``false``/``none`` in
+    any case; else the text itself (a string)."""
+    if text.lower() in _WORDS:
+        return _WORDS[text.lower()]
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -80,7 +99,8 @@ def _value(text: str):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ppc.notebooks", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ppc.notebooks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="notebooks to run (default: all, in order)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"), help="a papermill parameter (Python literal)")
@@ -90,7 +110,16 @@ def main(argv=None) -> int:
     names = args.names or notebook_names()
     if args.output and len(names) != 1:
         parser.error("--output needs exactly one notebook name")
+    unknown = sorted(set(names) - set(notebook_names()))
+    if unknown:
+        parser.error(f"no notebook(s) {unknown}; known: {', '.join(notebook_names())}")
     parameters = {k: _value(v) for k, v in args.parameter}
+    for name in names:  # papermill would only warn, and run with the default instead
+        extra = sorted(set(parameters) - set(parameter_names(name)))
+        if extra:
+            parser.error(f"{name} has no parameter(s) {extra}; its parameters: "
+                         f"{', '.join(parameter_names(name))} (other RunConfig fields of "
+                         "05_training go in extra, e.g. -p extra '{\"steps\": 50}')")
     for name in names:
         started = time.perf_counter()
         print(f"executing {name} ...", flush=True)

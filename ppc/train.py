@@ -262,6 +262,8 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
         torch.cuda.set_device(device)
     rank, world, started_group = _setup_distributed(device)
     out = Path(config.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir {out} is a file; pass a folder for the run")
     out.mkdir(parents=True, exist_ok=True)
     if config.threads:
         torch.set_num_threads(config.threads)

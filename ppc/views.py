@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._checks import check_field_types
+
 
 @dataclass(frozen=True)
 class ViewConfig:
@@ -29,6 +31,7 @@ class ViewConfig:
     rotate: float = 0.0
 
     def __post_init__(self) -> None:
+        check_field_types(self, "ViewConfig")
         if not 0 < self.scale <= 4:
             raise ValueError(f"ViewConfig.scale must be in (0, 4], got {self.scale}")
         if self.size is not None and self.size < 8:

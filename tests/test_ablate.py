@@ -182,3 +182,9 @@ def test_plot_is_the_same_at_every_execution_and_keeps_the_callers_rng():
     np.random.seed(1)
     png()
     assert np.random.random() == after  # and the global RNG is left as it was
+
+
+def test_command_line_refuses_zero_seeds(capsys):
+    with pytest.raises(SystemExit):
+        ablate.main(["tau", "--seeds", "0"])
+    assert "--seeds must be >= 1" in capsys.readouterr().err

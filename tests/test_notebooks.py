@@ -61,3 +61,19 @@ def test_training_notebook_stops_at_the_first_cell_on_bad_parameters(tmp_path, p
               and any(o.output_type == "error" for o in c.outputs)]
     code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     assert failed == [code_cells[2]]  # parameters, injected parameters, then the checks
+
+
+def test_runner_refuses_unknown_notebooks_and_parameters_before_running(capsys):
+    from ppc.notebooks import _value, main, parameter_names
+
+    assert "out_dir" in parameter_names("05_training") and "extra" in parameter_names(
+        "05_training")
+    for argv, message in ((["nope"], "no notebook(s) ['nope']"),
+                          (["05_training", "-p", "steps", "50"],
+                           "05_training has no parameter(s) ['steps']")):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert message in capsys.readouterr().err
+    # booleans and None in any case (a plain "false" string would be truthy)
+    assert [_value(v) for v in ("false", "True", "none", "3", "0.5", "{'a': 1}", "cpu")] == [
+        False, True, None, 3, 0.5, {"a": 1}, "cpu"]

@@ -321,3 +321,54 @@ def test_infer_batches_images_of_different_sizes_apart(tmp_path):
         assert one.shape == (3, h, w)
         np.testing.assert_allclose(together.astype(np.float32), one.astype(np.float32),
                                    atol=2e-3)
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"use_ppc": "false"}, "RunConfig.use_ppc must be bool, got 'false'"),
+    ({"seed": "3"}, "RunConfig.seed must be int"),
+    ({"lr_mult": (1.0, 2.0)}, r"RunConfig.lr_mult must be a list of 4"),
+    ({"threads": 0}, "threads must be >= 1"),
+    ({"scales": (0.0,)}, "scales must be one or more factors > 0"),
+    ({"png_threshold": 2.0}, r"png_threshold must be in \[0, 1\]"),
+    ({"ppc_start_step": 300}, r"ppc_start_step must be in \[0, steps\)"),
+    ({"width": 0}, "width must be >= 1"),
+    ({"lr": float("inf")}, "lr must be a finite number"),
+    ({"ppc": {"bg_threshold": 1.5}}, r"PPCConfig.bg_threshold must be in \[0, 1\]"),
+    ({"view": {"scale": "0.5"}}, "ViewConfig.scale must be float"),
+    ({"synthetic": {"objects_per_image": (1, 2, 3)}},
+     r"SyntheticConfig.objects_per_image must be a list of 2"),
+])
+def test_run_config_refuses_wrong_types_and_values(changes, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig(**changes)
+
+
+def test_config_files_and_finished_runs_are_not_silently_replaced(tmp_path, capsys):
+    bad = tmp_path / "config.json"
+    bad.write_text('{"steps": 3, "bogus": 1}')
+    with pytest.raises(ValueError, match=r"unknown RunConfig field\(s\) \['bogus'\]"):
+        RunConfig.load(bad)
+    bad.write_text("not json")
+    with pytest.raises(ValueError, match="cannot read a run config"):
+        RunConfig.load(bad)
+    config = tiny(tmp_path)
+    run(config, progress=False)
+    with pytest.raises(ValueError, match=r"finished run of another configuration \(differs in "
+                                         r"\['seed'\]\)"):
+        run(config.replace(seed=1), progress=False)
+    # `evaluate` right after `run` scores the run's own seeds
+    assert cli_main(["evaluate", config.out_dir]) == 0
+    assert "best: mIoU" in capsys.readouterr().out
+    (tmp_path / "a_file").write_text("")
+    code = cli_main(["train", "--out_dir", str(tmp_path / "a_file")])
+    err = capsys.readouterr().err
+    assert code == 2 and "is a file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_command_line_errors_are_one_line(capsys):
+    for argv, message in ((["run", "--use_ppc", "maybe"], "expected true or false"),
+                          (["run", "--lr_mult", "1", "2"], "expected 4 arguments")):
+        with pytest.raises(SystemExit):
+            cli_main(argv)
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1

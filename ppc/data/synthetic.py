@@ -32,6 +32,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
+from .._checks import check_field_types
 from .voc import GENERATED_MARKER, IGNORE_INDEX, write_label_png, write_voc_annotation
 
 SPLITS = ("train_aug", "val")
@@ -80,6 +81,7 @@ class SyntheticConfig:
     class_names: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
+        check_field_types(self, "SyntheticConfig")
         def bad(msg):
             raise ValueError(f"SyntheticConfig: {msg}")
 

@@ -227,6 +227,9 @@ def mining_band(num_prototypes: int, skip_fraction: float, keep_fraction: float)
     ``keep = round(P * keep_fraction)`` are used. The defaults 3/21 and 10/21 give the
     official ranks 3..12 (0-based) of 21, i.e. the ~60% hardest minus the very hardest.
     """
+    if isinstance(num_prototypes, bool) or not isinstance(num_prototypes, int) \
+            or num_prototypes < 1:
+        raise ValueError(f"num_prototypes must be an int >= 1, got {num_prototypes!r}")
     if not (0 <= skip_fraction < 1 and 0 < keep_fraction <= 1):
         raise ValueError(
             "mining fractions must satisfy 0 <= skip_fraction < 1 and 0 < keep_fraction <= 1, "
@@ -247,6 +250,13 @@ def semi_hard_prototypes(
     As in the official code the positive is ranked with the others (it then appears in the
     denominator twice if it falls in the band); ``exclude_positive=True`` ranks it last.
     """
+    if logits.dim() != 2 or targets.shape != logits.shape[:1]:
+        raise ValueError(f"logits must be [M, P] and targets [M], got {tuple(logits.shape)} "
+                         f"and {tuple(targets.shape)}")
+    num = logits.shape[1]
+    if not (0 <= skip and 1 <= keep and skip + keep <= num):
+        raise ValueError(f"the band skip={skip}, keep={keep} must fit in the P={num} "
+                         "prototypes (0 <= skip, 1 <= keep, skip + keep <= P); see mining_band")
     with torch.no_grad():
         scores = logits.detach()
         if exclude_positive:
@@ -315,13 +325,24 @@ def hard_pixel_sampling(
         if not 0 <= value <= 1:
             raise ValueError(f"{name} must be in [0, 1], got {value!r}")
     m = targets.numel()
+    shapes = {"similarity": similarity, "targets": targets, "keep": keep}
+    if random_keys is not None:
+        shapes["random_keys"] = random_keys
+    if any(t.dim() != 1 or t.numel() != m for t in shapes.values()):
+        raise ValueError("similarity, targets, keep (and random_keys) must all be [M], got "
+                         + ", ".join(f"{k} {tuple(t.shape)}" for k, t in shapes.items()))
+    if targets.is_floating_point() or keep.dtype != torch.bool:
+        raise ValueError(f"targets must be integer class indices and keep bool, got "
+                         f"{targets.dtype} and {keep.dtype}")
     device = targets.device
     groups = torch.where(keep, targets, torch.full_like(targets, num_classes))  # extra group
     counts = torch.zeros(num_classes + 1, dtype=torch.long, device=device)
     counts.scatter_add_(0, groups, torch.ones_like(groups))
     if random_keys is None:
         random_keys = torch.rand(m, generator=generator, device=device)
-    keys = torch.stack([random_keys.to(similarity.dtype), similarity.detach()])
+    # ranked in float32 at least: bf16 keys would tie often, and ties favour low positions
+    dtype = torch.promote_types(similarity.dtype, torch.float32)
+    keys = torch.stack([random_keys.to(dtype), similarity.detach().to(dtype)])
     random_rank, hard_rank = rank_within_class(keys, groups, num_classes + 1)
 
     # Per class (num_classes + 1 entries, the last one the ignored pixels): how many draws.

@@ -399,14 +399,21 @@ def per_image_report(samples: Iterable, num_classes: int, bg_threshold: float,
             raise ValueError(f"class_names must name the {k - 1} foreground classes, "
                              f"got {len(class_names)} names")
         columns = [f"iou_{name}" for name in ("background", *class_names)]
-    rows = []
-    for ident, (cams, keys, gt) in zip(ids, samples, strict=True):
+    ids, rows = list(ids), []
+    for index, (cams, keys, gt) in enumerate(samples):
+        if index >= len(ids):
+            raise ValueError(f"ids names {len(ids)} images, but samples has more; pass one "
+                             "id per sample")
+        ident = ids[index]
         pred = cams_to_prediction(cams, keys, bg_threshold)
         conf = confusion_matrix(pred, gt, k, ignore_index)
         iou = _iou(conf)
         row = {"id": ident, "miou": float(_nanmean(iou)), "pixel_acc": float(_pixel_acc(conf))}
         row.update(zip(columns, iou.tolist(), strict=True))
         rows.append(row)
+    if len(rows) != len(ids):
+        raise ValueError(f"ids names {len(ids)} images, but samples has {len(rows)}; pass one "
+                         "id per sample")
     return pd.DataFrame(rows, columns=["id", "miou", "pixel_acc", *columns])
 
 

@@ -50,3 +50,70 @@ def test_seam_losses_vanish_on_identical_views_and_give_gradients():
     assert other["er"] > 0 and other["ecr"] > 0 and other["rvmin"] >= 0
     (other["er"] + other["ecr"]).backward()
     assert logits.grad.abs().sum() > 0 and rv.grad.abs().sum() > 0
+
+
+def _loop_seam(logits_s, rv_s, logits_t, rv_t, labels, mask, fraction=0.2):
+    """SEAM's terms by loops over images, classes and pixels (views on one grid, A = id)."""
+    from ppc import normalize_cams
+
+    n, c, h, w = logits_s.shape
+    valid = [[bool(mask[i, y, x]) if mask is not None else True for y in range(h)
+              for x in range(w)] for i in range(n)]
+    present = [[float(labels[i, j]) for j in range(c)] for i in range(n)]
+
+    def masked_cam(logits):  # normalised CAM with the absent classes zeroed, [n][c][hw]
+        norm = normalize_cams(logits.double())
+        return [[[norm[i, j].flatten()[p] * present[i][j] for p in range(h * w)]
+                 for j in range(c)] for i in range(n)]
+
+    def rvmin(rv):
+        total = 0.0
+        for i in range(n):
+            top = [max(rv[i, 1 + j].flatten()[p] * present[i][j] for j in range(c))
+                   for p in range(h * w)]
+            low = sorted(top, key=float)[:max(1, h * w // 4)]
+            total = total + sum(max(v, torch.zeros(())) for v in low)
+        return total / (max(1, h * w // 4) * n)
+
+    cam_s, cam_t = masked_cam(logits_s), masked_cam(logits_t)
+    diffs = [abs(cam_s[i][j][p] - cam_t[i][j][p]) for i in range(n) for j in range(c)
+             for p in range(h * w) if valid[i][p]]
+    er = sum(diffs) / max(1, len(diffs))
+
+    def ecr(cam_from, rv_to):
+        norm_rv = normalize_cams(rv_to.double())
+        total = 0.0
+        for i in range(n):
+            values = []
+            for p in range(h * w):
+                fg = [cam_from[i][j][p].detach() for j in range(c)]
+                top = max(fg)
+                target = [1 - top] + [v if v >= top else 0 * v for v in fg]
+                for k in range(c + 1):
+                    keep = 1.0 if k == 0 else present[i][k - 1]
+                    d = abs(target[k] - norm_rv[i, k].flatten()[p] * keep)
+                    values.append(d if valid[i][p] else 0 * d)
+            top_k = sorted(values, key=float, reverse=True)[:max(1, int(len(values) * fraction))]
+            total = total + sum(top_k) / len(top_k)
+        return total / n
+
+    return {"er": er, "ecr": ecr(cam_t, rv_s) + ecr(cam_s, rv_t),
+            "rvmin": 0.5 * (rvmin(rv_s) + rvmin(rv_t))}
+
+
+def test_seam_losses_match_loops_with_and_without_a_pixel_mask():
+    g = torch.Generator().manual_seed(4)
+    logits_s, logits_t = (torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64)
+                          for _ in range(2))
+    # mostly positive, as PCM CAMs: the min-pooling ReLU must not hide the lowest pixels
+    rv_s, rv_t = (torch.rand(2, 4, 4, 4, generator=g, dtype=torch.float64) - 0.1
+                  for _ in range(2))
+    labels = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    mask = torch.rand(2, 4, 4, generator=g) > 0.3
+    for pixel_mask in (None, mask):
+        got = seam_losses(logits_s, rv_s, logits_t, rv_t, labels, align=lambda m: m,
+                          size_s=(4, 4), size_t=(4, 4), pixel_mask=pixel_mask)
+        want = _loop_seam(logits_s, rv_s, logits_t, rv_t, labels, pixel_mask)
+        for term in ("er", "ecr", "rvmin"):
+            torch.testing.assert_close(got[term].double(), torch.as_tensor(want[term]).double(),
+                                       atol=1e-5, rtol=1e-5, msg=f"{term}, mask {pixel_mask}")

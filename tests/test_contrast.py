@@ -51,14 +51,19 @@ def test_nce_all_pixels_ignored_is_zero_with_zero_gradient():
     assert torch.all(_grad(got, emb) == 0)
 
 
-def test_cross_terms_are_nce_with_swapped_roles():
+def test_cross_terms_match_loop_with_swapped_roles():
     emb, labels, protos = _setup(2)
-    other_labels = torch.randint(0, 8, labels.shape)
-    other_protos = F.normalize(torch.randn_like(protos), dim=1)
-    assert torch.equal(ppc.cross_prototype_loss(emb, labels, other_protos),
-                       ppc.pixel_prototype_nce(emb, labels, other_protos))
-    assert torch.equal(ppc.cross_cam_loss(emb, other_labels, protos),
-                       ppc.pixel_prototype_nce(emb, other_labels, protos))
+    g = torch.Generator().manual_seed(9)
+    other_labels = torch.randint(0, 8, labels.shape, generator=g)
+    other_protos = F.normalize(torch.randn(protos.shape, generator=g, dtype=protos.dtype), dim=1)
+    # cross-prototype: this view's pixels and labels, the other view's prototypes
+    cp = ppc.cross_prototype_loss(emb, labels, other_protos)
+    torch.testing.assert_close(cp.double(), ref_nce(emb, labels, other_protos, 0.1))
+    # cross-CAM: this view's pixels and prototypes, the other view's labels
+    cc = ppc.cross_cam_loss(emb, other_labels, protos)
+    torch.testing.assert_close(cc.double(), ref_nce(emb, other_labels, protos, 0.1))
+    assert not torch.isclose(cp, ppc.cross_prototype_loss(emb, labels, protos))
+    assert not torch.isclose(cc, ppc.cross_cam_loss(emb, labels, protos))
 
 
 def test_mining_band_official_ranks():
@@ -67,6 +72,20 @@ def test_mining_band_official_ranks():
     assert ppc.mining_band(2, 3 / 21, 10 / 21) == (0, 1)
     with pytest.raises(ValueError, match="mining fractions"):
         ppc.mining_band(21, 1.0, 0.5)
+    with pytest.raises(ValueError, match="num_prototypes must be an int >= 1"):
+        ppc.mining_band(0, 3 / 21, 10 / 21)
+
+
+@pytest.mark.parametrize("fractions", [(3 / 21, 10 / 21), (0.0, 1.0), (0.5, 0.5), (0.9, 0.9)])
+def test_mining_band_fits_every_prototype_count(fractions):
+    for num in range(1, 41):
+        skip, keep = ppc.mining_band(num, *fractions)
+        assert 0 <= skip < num and 1 <= keep <= num - skip  # a band inside the ranking
+        want_skip, want_keep = round(num * fractions[0]), round(num * fractions[1])
+        if want_skip < num and 1 <= want_keep <= num - want_skip:  # nothing to clamp
+            assert (skip, keep) == (want_skip, want_keep)
+    with pytest.raises(ValueError, match="must fit in the P=5"):
+        ppc.semi_hard_prototypes(torch.zeros(2, 5), torch.zeros(2, dtype=torch.long), 3, 3)
 
 
 def test_semi_hard_prototypes_rank_ties_and_exclusions():
@@ -86,6 +105,7 @@ def test_intra_matches_loop(seed, mining, sampling, exclude_positive):
     valid = torch.ones(21, dtype=torch.bool)
     valid[[4, 9]] = False
     labels[(labels == 4) | (labels == 9)] = 0
+    labels[1, 0, :2] = 4  # pixels whose prototype is invalid: left out
     got = ppc.intra_view_loss(
         emb, labels, protos, 0.1, valid=valid, mining=mining, sampling=sampling,
         mining_exclude_positive=exclude_positive, generator=torch.Generator().manual_seed(seed),
@@ -261,3 +281,21 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="random_fraction must be in"):
         ppc.intra_view_loss(emb, labels, protos, sampling_random_fraction=1.5)
 
+
+
+def test_single_pixel_class_is_never_drawn_even_when_all_are_random():
+    labels = torch.tensor([0, 0, 0, 1, 2, 2])
+    keys = torch.rand(6, generator=torch.Generator().manual_seed(0))
+    weights = ppc.hard_pixel_sampling(torch.zeros(6), labels, torch.ones(6, dtype=torch.bool),
+                                      3, random_fraction=1.0, hard_fraction=0.0,
+                                      random_keys=keys)
+    assert weights[3] == 0  # class 1 has one pixel: counted among the classes, adds 0
+    torch.testing.assert_close(weights.sum(), torch.tensor(2 / 3))
+
+
+def test_hard_pixel_sampling_bad_inputs():
+    ok = torch.ones(4, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"must all be \[M\].*similarity \(3,\)"):
+        ppc.hard_pixel_sampling(torch.zeros(3), torch.zeros(4, dtype=torch.long), ok, 2)
+    with pytest.raises(ValueError, match="targets must be integer class indices and keep bool"):
+        ppc.hard_pixel_sampling(torch.zeros(4), torch.zeros(4), ok, 2)

@@ -110,6 +110,14 @@ def test_confusion_matrix_ignore_handling():
     assert confusion_matrix(pred, gt, 2, ignore_index=7).tolist() == [[1, 0], [1, 0]]
     with pytest.raises(ValueError, match="gt has value 7"):
         confusion_matrix(pred, gt, 2)
+    # no ignore value: 255 is an ordinary label, and out of range here
+    gt = np.array([0, 1, 255])
+    with pytest.raises(ValueError, match="gt has value 255"):
+        confusion_matrix(np.array([0, 0, 1]), gt, 2, ignore_index=None)
+    assert confusion_matrix(np.array([0, 0, 1]), np.array([0, 1, 1]), 2,
+                            ignore_index=None).tolist() == [[1, 0], [1, 1]]
+    with pytest.raises(ValueError, match="gt has value 255"):
+        threshold_curve([(np.ones((1, 1, 3)), [0], gt[None])], 2, ignore_index=None)
 
 
 def test_confusion_matrix_bad_inputs():
@@ -316,8 +324,10 @@ def test_per_image_report_hand_example():
     assert b["miou"] == 0.0 and b["pixel_acc"] == 0.0
     default = per_image_report(samples, 3, 0.5, ["a", "b"])
     assert list(default.columns)[3:] == ["iou_0", "iou_1", "iou_2"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="ids names 1 images, but samples has more"):
         per_image_report(samples, 3, 0.5, ["a"])
+    with pytest.raises(ValueError, match="ids names 3 images, but samples has 2"):
+        per_image_report(samples, 3, 0.5, ["a", "b", "c"])
 
 
 # --------------------------------------------------------------------------- npz files
@@ -428,6 +438,10 @@ def test_evaluate_cam_dir(tmp_path):
     np.testing.assert_array_equal(curve.confusion, expected.confusion)
     np.testing.assert_array_equal(curve.miou, expected.miou)
     assert curve.best_threshold == expected.best_threshold
+    dataset.ids = ["img0", "img2", "img1", "img3"]  # ids out of step with the items
+    with pytest.raises(ValueError, match=r"dataset item 1 has id 'img1', but dataset.ids\[1\] "
+                                         r"is 'img2'"):
+        evaluate_cam_dir(tmp_path, dataset, thresholds)
 
 
 def test_evaluate_cam_dir_missing_files(tmp_path):

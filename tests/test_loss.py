@@ -102,7 +102,8 @@ def test_bfloat16_projections_give_float32_loss():
     low = module(ps.bfloat16(), cs.bfloat16(), pt.bfloat16(), ct.bfloat16(), labels,
                  generator=torch.Generator().manual_seed(0))
     assert low["total"].dtype == torch.float32
-    torch.testing.assert_close(low["cross_prototype"], ref["cross_prototype"], atol=0.05, rtol=0.02)
+    for term in ("cross_prototype", "cross_cam", "intra", "total"):
+        torch.testing.assert_close(low[term], ref[term], atol=0.02, rtol=0.01)
 
 
 def test_autocast_does_not_change_the_loss():

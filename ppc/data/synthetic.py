@@ -238,7 +238,8 @@ def render_image(config: SyntheticConfig, rng: np.random.Generator, body, part, 
 
 def _split_offset(config: SyntheticConfig, split: str) -> int:
     if split not in SPLITS:
-        raise ValueError(f"unknown synthetic split {split!r}; expected one of {SPLITS}")
+        raise ValueError(f"unknown synthetic split {split!r}; expected 'train_aug', 'train' "
+                         "(the first num_train images of train_aug) or 'val'")
     return 0 if split == "train_aug" else config.num_train_aug
 
 

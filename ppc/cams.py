@@ -61,6 +61,11 @@ def normalize_cams(cams: Tensor, eps: float = 1e-5, *, relu: bool = True,
     """
     require_tensor("cams", cams, CAMS_DOC, 4)
     require_floating("cams", cams, CAMS_DOC)
+    if cams.shape[2] == 0 or cams.shape[3] == 0:
+        raise ValueError(f"cams must have at least one pixel per map, got shape "
+                         f"{tuple(cams.shape)} ({CAMS_DOC})")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0 (a constant map divides by it), got {eps!r}")
     if validate:
         require_finite("cams", cams)
     x = cams.relu() if relu else cams

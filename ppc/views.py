@@ -10,6 +10,7 @@ resolution independent), so images and feature maps of any size share one A.
 from __future__ import annotations
 
 import math
+import math
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +33,9 @@ class ViewConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self, "ViewConfig")
+        if not math.isfinite(self.rotate):
+            raise ValueError(f"ViewConfig.rotate must be a finite angle in degrees, got "
+                             f"{self.rotate}")
         if not 0 < self.scale <= 4:
             raise ValueError(f"ViewConfig.scale must be in (0, 4], got {self.scale}")
         if self.size is not None and self.size < 8:
@@ -69,10 +73,15 @@ def apply(config: ViewConfig, maps: Tensor, size: tuple[int, int],
     if config.is_identity_warp:
         if tuple(maps.shape[2:]) == tuple(size):
             return maps
-        return F.interpolate(maps, size=size, mode=mode, align_corners=False)
+        corners = None if mode in ("nearest", "nearest-exact", "area") else False
+        return F.interpolate(maps, size=size, mode=mode, align_corners=corners)
     grid = F.affine_grid(_theta(config, maps.shape[0], maps.device, maps.dtype),
                          [maps.shape[0], maps.shape[1], *size], align_corners=False)
-    return F.grid_sample(maps, grid, mode=mode, padding_mode="zeros", align_corners=False)
+    # beyond the outer pixel centres the edge value is repeated, as F.interpolate does for
+    # a plain resize: zero padding would dim a map upsampled by a flip or rotation along
+    # its border (SEAM compares such maps at the image's size); corners that a rotation
+    # moves outside the source are masked out of the losses (valid_mask)
+    return F.grid_sample(maps, grid, mode=mode, padding_mode="border", align_corners=False)
 
 
 def valid_mask(config: ViewConfig, n: int, size: tuple[int, int], device=None) -> Tensor | None:
@@ -87,4 +96,6 @@ def valid_mask(config: ViewConfig, n: int, size: tuple[int, int], device=None) -
 
 def make_target(config: ViewConfig, images: Tensor) -> Tensor:
     """T = A(S) for a batch of source images ``[N, 3, H, W]``."""
+    if images.dim() != 4:
+        raise ValueError(f"images must have shape [N, 3, H, W], got {tuple(images.shape)}")
     return apply(config, images, target_size(config, *images.shape[2:]))

@@ -10,7 +10,6 @@ resolution independent), so images and feature maps of any size share one A.
 from __future__ import annotations
 
 import math
-import math
 from dataclasses import dataclass
 
 import torch

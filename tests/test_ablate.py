@@ -156,6 +156,9 @@ def test_mean_std_text_of_every_table():
     assert mean_std([0.25, 0.75], digits=2, sign="+") == "+0.50 ± 0.35"
     assert mean_std([-0.04]) == "-0.0" and mean_std([3.0], sign="+") == "+3.0"
     assert mean_std([]) == "n/a"
+    # a run without foreground seeds has no precision: left out, and said so
+    assert mean_std([1.0, float("nan"), 3.0]) == "2.0 ± 1.4 (1 n/a)"
+    assert mean_std([float("inf")]) == "n/a"
 
 
 def test_plot_is_the_same_at_every_execution_and_keeps_the_callers_rng():

@@ -85,3 +85,10 @@ def test_bad_inputs_name_the_argument():
         ppc.normalize_cams(torch.ones(2, 4, 5, 5, dtype=torch.long))
     with pytest.raises(ValueError, match="cams must be a torch.Tensor"):
         ppc.normalize_cams([[1.0]])
+
+
+def test_normalize_cams_refuses_a_bad_eps_and_empty_maps():
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        ppc.normalize_cams(torch.ones(1, 2, 3, 3), eps=0)
+    with pytest.raises(ValueError, match="at least one pixel per map"):
+        ppc.normalize_cams(torch.ones(1, 1, 0, 4))

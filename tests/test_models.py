@@ -166,3 +166,13 @@ def test_a_view_scale_given_replaces_the_presets_fixed_size():
     both = RunConfig.from_flat(voc, view__scale=0.5, view__size=96)
     assert both.view.size == 96
     assert RunConfig.from_flat(voc, view__flip=True).view.size == 128
+
+
+def test_weights_nested_tensors_and_bad_prefix_map_are_refused(tmp_path):
+    state = SmallNet(width=8).state_dict()
+    torch.save({**state, "ema": {"conv.weight": torch.zeros(1)}}, tmp_path / "nested.pth")
+    with pytest.raises(ValueError, match="tensors nested under ema besides the state_dict"):
+        load_weights(SmallNet(width=8), tmp_path / "nested.pth")
+    torch.save(state, tmp_path / "flat.pth")
+    with pytest.raises(ValueError, match="prefix_map must be a dict"):
+        load_weights(SmallNet(width=8), tmp_path / "flat.pth", prefix_map=[("a", "b")])

@@ -127,6 +127,12 @@ def _extract_state_dict(obj, path: str) -> dict[str, torch.Tensor]:
             "(a dict of name -> tensor)"
         )
     tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    nested = [str(k) for k, v in obj.items() if isinstance(v, Mapping)
+              and any(isinstance(t, torch.Tensor) for t in v.values())]
+    if nested:
+        raise ValueError(
+            f"weights file {path} holds tensors nested under {_preview(nested)} besides the "
+            "state_dict; save the network's state_dict alone (a flat dict of name -> tensor)")
     if not tensors:
         raise ValueError(
             f"weights file {path} holds no tensors (keys: {_preview([str(k) for k in obj])}); "
@@ -180,6 +186,10 @@ def load_weights(
     file_tensors = _extract_state_dict(_read_checkpoint(path), path)
 
     model_state = model.state_dict()
+    if prefix_map is not None and not (isinstance(prefix_map, Mapping) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in prefix_map.items())):
+        raise ValueError(f"prefix_map must be a dict of file prefix -> model prefix (str -> "
+                         f"str), got {prefix_map!r}")
     rules = sorted((prefix_map or {}).items(), key=lambda kv: len(kv[0]), reverse=True)
 
     renamed: dict[str, torch.Tensor] = {}

@@ -107,6 +107,13 @@ class RunConfig:
         if isinstance(self.ppc, dict):
             self.ppc = PPCConfig(**self.ppc)
         check_field_types(self, "RunConfig")  # the nested configs check their own fields
+        self._check_values()
+        self.lr_mult = tuple(self.lr_mult)
+        self.dilations = tuple(self.dilations)
+        self.scales = tuple(self.scales)
+
+    def _check_values(self) -> None:
+        """``ValueError`` naming the field whose value no run can use."""
         if self.dataset == "voc" and not self.data_root:
             raise ValueError("dataset 'voc' needs data_root: the VOC2012 folder of the devkit "
                              "(or a folder written by ppc.data.write_voc)")
@@ -136,9 +143,6 @@ class RunConfig:
             raise ValueError(f"ppc_start_step must be in [0, steps) = [0, {self.steps}) when "
                              f"use_ppc is on (PPC would never switch on), got "
                              f"{self.ppc_start_step}")
-        self.lr_mult = tuple(self.lr_mult)
-        self.dilations = tuple(self.dilations)
-        self.scales = tuple(self.scales)
 
     # -- runtime rules ---------------------------------------------------------------------
     def bf16_autocast(self, device) -> bool:

@@ -78,11 +78,14 @@ def show_maps(maps, titles: Sequence[str], cmap: str = "viridis", vmin=None, vma
               size: float = 1.6, cols: int | None = None):
     """A row (or grid) of 2-D maps with titles and one colour bar."""
     maps = [np.asarray(torch.as_tensor(m).detach().cpu()) for m in maps]
+    if len(titles) != len(maps):
+        raise ValueError(f"show_maps: {len(maps)} maps but {len(titles)} titles; pass one "
+                         "title per map")
     cols = cols or len(maps)
     rows = (len(maps) + cols - 1) // cols
     fig, axes = _axes_grid(rows, cols, size)
     image = None
-    for ax, m, title in zip(axes.flat, maps, titles, strict=False):
+    for ax, m, title in zip(axes.flat, maps, titles, strict=False):  # axes may be more
         image = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_title(title, fontsize=8)
     if image is not None:

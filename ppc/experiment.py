@@ -107,10 +107,10 @@ def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dic
     rank = int(os.environ.get("RANK", "0"))
     if summary_path.exists() and not force:
         summary = json.loads(summary_path.read_text())
-        stored = RunConfig(**summary.get("config", {})).identity()
-        if stored == config.identity():
+        stored, wanted = RunConfig(**summary.get("config", {})).identity(), config.identity()
+        if stored == wanted:
             return summary if rank == 0 else {}
-        changed = sorted(k for k in stored if stored[k] != config.identity().get(k))
+        changed = sorted(k for k in stored if stored[k] != wanted.get(k))
         raise ValueError(
             f"{out} holds a finished run of another configuration (differs in {changed}); "
             "pass a new out_dir, or force=True (--force) to replace it")

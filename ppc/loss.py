@@ -76,7 +76,7 @@ class PPCConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self, "PPCConfig")
-        if not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k < 1:
+        if self.top_k < 1:  # an int: check_field_types
             raise ValueError(f"PPCConfig.top_k must be a positive int, got {self.top_k!r}")
         if not self.tau > 0:
             raise ValueError(f"PPCConfig.tau must be > 0, got {self.tau!r}")

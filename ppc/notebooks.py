@@ -110,15 +110,17 @@ def main(argv=None) -> int:
     names = args.names or notebook_names()
     if args.output and len(names) != 1:
         parser.error("--output needs exactly one notebook name")
-    unknown = sorted(set(names) - set(notebook_names()))
+    known = notebook_names()
+    unknown = sorted(set(names) - set(known))
     if unknown:
-        parser.error(f"no notebook(s) {unknown}; known: {', '.join(notebook_names())}")
+        parser.error(f"no notebook(s) {unknown}; known: {', '.join(known)}")
     parameters = {k: _value(v) for k, v in args.parameter}
     for name in names:  # papermill would only warn, and run with the default instead
-        extra = sorted(set(parameters) - set(parameter_names(name)))
+        accepted = parameter_names(name)
+        extra = sorted(set(parameters) - set(accepted))
         if extra:
             parser.error(f"{name} has no parameter(s) {extra}; its parameters: "
-                         f"{', '.join(parameter_names(name))} (other RunConfig fields of "
+                         f"{', '.join(accepted)} (other RunConfig fields of "
                          "05_training go in extra, e.g. -p extra '{\"steps\": 50}')")
     for name in names:
         started = time.perf_counter()

@@ -33,7 +33,7 @@ from .data.synthetic import SyntheticSegmentation
 from .data.transforms import eval_transform, train_transform
 from .data.voc import VOCSegmentation
 from .loss import PixelToPrototypeContrast
-from .models.net import WSSSNet, build_backbone
+from .models.net import TORCHVISION_BACKBONES, WSSSNet, build_backbone
 
 
 # -- building blocks -------------------------------------------------------------------------
@@ -59,9 +59,6 @@ def class_names(config: RunConfig) -> tuple[str, ...]:
     if config.dataset == "synthetic" and config.data_root is None:
         return config.synthetic.names
     return VOCSegmentation(config.data_root, config.eval_split).class_names
-
-
-TORCHVISION_BACKBONES = ("resnet50", "resnet101")
 
 
 def weights_source(backbone: str, weights: str | None) -> tuple[str | None, str | None]:

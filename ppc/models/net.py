@@ -10,7 +10,8 @@ from torch import Tensor, nn
 from .backbones import SMALL_DILATIONS, SmallNet, TorchvisionResNet, pixel_correlation
 
 BASES = ("cam", "seam", "full")
-BACKBONES = ("small", "resnet38", "resnet50", "resnet101")
+TORCHVISION_BACKBONES = ("resnet50", "resnet101")
+BACKBONES = ("small", "resnet38", *TORCHVISION_BACKBONES)
 
 
 class WSSSNet(nn.Module):
@@ -116,6 +117,6 @@ def build_backbone(name: str, weights: str | None = None, width: int = 32,
         from .resnet38 import ResNet38
 
         return ResNet38()
-    if name in ("resnet50", "resnet101"):
+    if name in TORCHVISION_BACKBONES:
         return TorchvisionResNet(int(name[6:]), weights)
     raise ValueError(f"unknown backbone {name!r}; expected one of {BACKBONES}")

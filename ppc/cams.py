@@ -46,13 +46,16 @@ def check_cams_and_labels(
 
 
 def normalize_cams(cams: Tensor, eps: float = 1e-5, *, relu: bool = True,
-                   validate: bool = True) -> Tensor:
+                   pixel_mask: Tensor | None = None, validate: bool = True) -> Tensor:
     """ReLU, then min-max normalise every map of every image to [0, 1].
 
     ``cams`` ``[N, C, H, W]`` -> ``[N, C, H, W]``. Per image ``n`` and class ``c``:
     ``(relu(x) - min) / (max - min + eps)``; a constant map becomes all zeros.
     ``relu=False`` skips the ReLU, so negative scores keep their order (used to rank the
-    background, see :class:`ppc.PixelToPrototypeContrast`).
+    background, see :class:`ppc.PixelToPrototypeContrast`). With ``pixel_mask``
+    ``[N, H, W]`` bool, min and max are taken over the marked pixels only (e.g. the part of
+    a rotated view that lies inside the source; the others are clamped like any value
+    outside the range); an image without a marked pixel uses all of its pixels.
 
     The official code computes ``(relu(x) - min - eps) / (max - min + eps)`` after zeroing
     values below ``min + eps``, which leaves those pixels at a tiny *negative* value; we
@@ -70,8 +73,20 @@ def normalize_cams(cams: Tensor, eps: float = 1e-5, *, relu: bool = True,
         require_finite("cams", cams)
     x = cams.relu() if relu else cams
     flat = x.flatten(2)
-    low = flat.amin(dim=-1)[..., None, None]
-    high = flat.amax(dim=-1)[..., None, None]
+    if pixel_mask is None:
+        low, high = flat.amin(dim=-1), flat.amax(dim=-1)
+    else:
+        n, _, h, w = cams.shape
+        if tuple(pixel_mask.shape) != (n, h, w) or pixel_mask.dtype != torch.bool:
+            raise ValueError(f"pixel_mask must be a bool tensor of shape [N, H, W] = "
+                             f"{(n, h, w)}, got {pixel_mask.dtype} of shape "
+                             f"{tuple(pixel_mask.shape)}")
+        # an image without a marked pixel falls back to all of its pixels (no sync)
+        mask = (pixel_mask | ~pixel_mask.flatten(1).any(dim=1)[:, None, None]).flatten(1)
+        mask = mask[:, None]
+        low = flat.masked_fill(~mask, float("inf")).amin(dim=-1)
+        high = flat.masked_fill(~mask, float("-inf")).amax(dim=-1)
+    low, high = low[..., None, None], high[..., None, None]
     return ((x - low) / (high - low + eps)).clamp(0.0, 1.0)
 
 

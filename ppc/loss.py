@@ -123,7 +123,8 @@ class PixelToPrototypeContrast(nn.Module):
     ``[N, C, H, W]`` of both views, already brought to the same pixel grid (apply A to S's
     features and CAMs first: pixel i of S must correspond to pixel i of T), and
     ``image_labels`` ``[N, C]`` multi-hot. Optional ``pixel_mask`` ``[N, H, W]`` bool marks
-    the pixels where the correspondence holds (e.g. inside a rotated frame).
+    the pixels where the correspondence holds (e.g. inside a rotated frame): only they are
+    labelled and enter the prototypes, and each CAM is min-max normalised over them.
 
     The background prototype ranks pixels by ``1 - max`` of the present classes' CAMs
     min-max normalised *without* ReLU (the official code ranks a constant, and with the
@@ -150,11 +151,13 @@ class PixelToPrototypeContrast(nn.Module):
         cfg = self.config
         with torch.no_grad():
             raw = cams.detach().float()
-            norm = normalize_cams(raw, validate=False)
+            # min-max over the pixels that correspond (pixel_mask), not a rotation's corners
+            norm = normalize_cams(raw, pixel_mask=pixel_mask, validate=False)
             labels = pseudo_labels(norm, image_labels, cfg.bg_threshold, validate=False)
             # background ranked without the ReLU: no ties among all-negative pixels
-            background = background_confidence(normalize_cams(raw, relu=False, validate=False),
-                                               image_labels, validate=False)
+            background = background_confidence(
+                normalize_cams(raw, relu=False, pixel_mask=pixel_mask, validate=False),
+                image_labels, validate=False)
             if pixel_mask is not None:
                 labels = labels.masked_fill(~pixel_mask, 255)
             protos = estimate_prototypes(

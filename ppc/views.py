@@ -46,10 +46,12 @@ class ViewConfig:
 
 
 def target_size(config: ViewConfig, height: int, width: int) -> tuple[int, int]:
-    """Size of T for a source of ``height`` x ``width`` px."""
+    """Size of T for a source of ``height`` x ``width`` px: ``floor(side * scale)``, as
+    ``F.interpolate(scale_factor=scale)`` in the official code (SEAM's x0.3: 448 -> 134),
+    at least 8 px."""
     if config.size is not None:
         return config.size, config.size
-    return max(8, round(height * config.scale)), max(8, round(width * config.scale))
+    return max(8, math.floor(height * config.scale)), max(8, math.floor(width * config.scale))
 
 
 def _theta(config: ViewConfig, n: int, device, dtype) -> Tensor:

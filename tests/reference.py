@@ -15,7 +15,7 @@ import torch
 EXCLUDED = float("-inf")
 
 
-def normalize_cams(cams, eps=1e-5, relu=True):
+def normalize_cams(cams, eps=1e-5, relu=True, pixel_mask=None):
     out = torch.zeros_like(cams, dtype=torch.float64)
     n_img, n_cls = cams.shape[:2]
     for n in range(n_img):
@@ -23,7 +23,11 @@ def normalize_cams(cams, eps=1e-5, relu=True):
             x = cams[n, c].double()
             if relu:
                 x = x.clamp(min=0)
-            lo, hi = x.min().item(), x.max().item()
+            inside = [v.item() for v in x.flatten()]
+            if pixel_mask is not None and pixel_mask[n].any():
+                pairs = zip(x.flatten(), pixel_mask[n].flatten(), strict=True)
+                inside = [v.item() for v, m in pairs if m]
+            lo, hi = min(inside), max(inside)
             out[n, c] = ((x - lo) / (hi - lo + eps)).clamp(0, 1)
     return out
 
@@ -167,12 +171,12 @@ def ppc_loss(proj_s, cams_s, proj_t, cams_t, image_labels, cfg, keys_s=None, key
 
     views = []
     for proj, cams in ((proj_s, cams_s), (proj_t, cams_t)):
-        norm = normalize_cams(cams.detach())
+        norm = normalize_cams(cams.detach(), pixel_mask=pixel_mask)
         labels = pseudo_labels(norm, image_labels, cfg.bg_threshold)
         if pixel_mask is not None:
             labels = labels.masked_fill(~pixel_mask, 255)
-        background = background_confidence(normalize_cams(cams.detach(), relu=False),
-                                           image_labels)
+        background = background_confidence(
+            normalize_cams(cams.detach(), relu=False, pixel_mask=pixel_mask), image_labels)
         vec, valid = prototypes(proj.detach(), norm, image_labels, cfg.top_k,
                                 cfg.prototype_embeddings == "normalized",
                                 cfg.prototype_classes == "all", pixel_mask, background)

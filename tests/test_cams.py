@@ -92,3 +92,30 @@ def test_normalize_cams_refuses_a_bad_eps_and_empty_maps():
         ppc.normalize_cams(torch.ones(1, 2, 3, 3), eps=0)
     with pytest.raises(ValueError, match="at least one pixel per map"):
         ppc.normalize_cams(torch.ones(1, 1, 0, 4))
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_normalize_cams_with_a_pixel_mask_matches_loop(relu):
+    """Min and max over the marked pixels only; an image with no marked pixel uses all."""
+    _, cams, _ = random_batch(5)
+    n, _, h, w = cams.shape
+    mask = torch.rand(n, h, w, generator=torch.Generator().manual_seed(1)) < 0.5
+    mask[1] = False
+    got = ppc.normalize_cams(cams, relu=relu, pixel_mask=mask)
+    want = normalize_cams(cams, relu=relu, pixel_mask=mask)
+    torch.testing.assert_close(got.double(), want, atol=1e-6, rtol=0)
+    # the mask changes the result where its pixels miss a map's extremes
+    assert not torch.allclose(got, ppc.normalize_cams(cams, relu=relu))
+    torch.testing.assert_close(got[1], ppc.normalize_cams(cams, relu=relu)[1], atol=0, rtol=0)
+    # a mask that marks every pixel changes nothing, bit for bit
+    full = torch.ones_like(mask)
+    assert torch.equal(ppc.normalize_cams(cams, relu=relu, pixel_mask=full),
+                       ppc.normalize_cams(cams, relu=relu))
+
+
+def test_normalize_cams_refuses_a_bad_pixel_mask():
+    cams = torch.rand(2, 3, 4, 4)
+    with pytest.raises(ValueError, match=r"pixel_mask must be a bool tensor of shape \[N, H, W\]"):
+        ppc.normalize_cams(cams, pixel_mask=torch.ones(2, 4, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"pixel_mask must be a bool tensor"):
+        ppc.normalize_cams(cams, pixel_mask=torch.ones(2, 4, 4))

@@ -17,6 +17,16 @@ def test_scale_is_a_bilinear_resize_and_make_target_uses_it():
     assert views.valid_mask(cfg, 2, (16, 12)) is None
 
 
+@pytest.mark.parametrize("side, scale", [(448, 0.3), (46, 0.3), (45, 0.3), (64, 0.3),
+                                         (100, 0.29), (33, 0.5), (64, 1.5)])
+def test_target_size_floors_as_interpolate_with_a_scale_factor(side, scale):
+    """The official code makes T with F.interpolate(scale_factor=...), which floors."""
+    x = torch.zeros(1, 1, side, side + 3)
+    official = torch.nn.functional.interpolate(x, scale_factor=scale, mode="bilinear",
+                                               align_corners=False).shape[2:]
+    assert views.target_size(ViewConfig(scale=scale), side, side + 3) == tuple(official)
+
+
 def test_flip_and_rotation_warp_maps_exactly():
     x = torch.rand(2, 4, 10, 10)
     flipped = views.apply(ViewConfig(scale=1.0, flip=True), x, (10, 10))

@@ -8,6 +8,7 @@ mIoU, timings, versions). A finished run is not recomputed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -29,7 +30,7 @@ from .evaluate import (
     region_coverage,
 )
 from .infer import infer
-from .train import build_dataset, load_trained, resolve_device, train
+from .train import build_dataset, load_trained, resolve_device, train, weights_source
 
 
 def _git_sha() -> str | None:
@@ -98,6 +99,19 @@ def write_seeds(config: RunConfig, model, split: str, out_dir: str | Path, devic
                  amp=config.bf16_autocast(device), progress=progress)
 
 
+def weights_digest(config: RunConfig) -> str | None:
+    """sha256 of the run's local ``weights`` file (None without one, or for a torchvision
+    weight name): a finished run is reused only while the file is unchanged."""
+    _, path = weights_source(config.backbone, config.weights)
+    if path is None or not Path(path).is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dict:
     """Train, infer and evaluate; returns (and writes) ``summary.json``. Under
     ``torchrun`` every process trains and rank 0 alone infers and evaluates (the others
@@ -105,10 +119,17 @@ def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dic
     out = Path(config.out_dir)
     summary_path = out / "summary.json"
     rank = int(os.environ.get("RANK", "0"))
+    digest = weights_digest(config)
     if summary_path.exists() and not force:
         summary = json.loads(summary_path.read_text())
         stored, wanted = RunConfig(**summary.get("config", {})).identity(), config.identity()
         if stored == wanted:
+            trained_from = summary.get("weights_sha256")
+            if trained_from is not None and digest is not None and trained_from != digest:
+                raise ValueError(
+                    f"{out} holds a run trained from another version of {config.weights} "
+                    f"(sha256 {trained_from[:12]}..., the file now {digest[:12]}...); pass a "
+                    "new out_dir, or force=True (--force) to retrain from the file as it is")
             return summary if rank == 0 else {}
         changed = sorted(k for k in stored if stored[k] != wanted.get(k))
         raise ValueError(
@@ -133,6 +154,8 @@ def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dic
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
         "git": _git_sha(),
     })
+    if digest is not None:
+        summary["weights_sha256"] = digest
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     return json.loads(summary_path.read_text())
 

@@ -365,6 +365,25 @@ def test_config_files_and_finished_runs_are_not_silently_replaced(tmp_path, caps
     assert code == 2 and "is a file" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_finished_run_is_not_reused_once_its_weights_file_has_changed(tmp_path):
+    from ppc.models import SmallNet
+
+    weights = tmp_path / "backbone.pth"
+    torch.manual_seed(0)
+    torch.save(SmallNet(8).state_dict(), weights)
+    config = tiny(tmp_path, weights=str(weights))
+    first = run(config, progress=False)
+    assert len(first["weights_sha256"]) == 64
+    assert run(config, progress=False) == first  # the same file: reused
+    torch.manual_seed(1)
+    torch.save(SmallNet(8).state_dict(), weights)  # e.g. pre-trained again
+    with pytest.raises(ValueError, match=r"trained from another version of .*backbone.pth"):
+        run(config, progress=False)
+    again = run(config, progress=False, force=True)
+    assert again["weights_sha256"] != first["weights_sha256"]
+    assert "weights_sha256" not in run(tiny(tmp_path, "plain"), progress=False)
+
+
 def test_command_line_errors_are_one_line(capsys):
     for argv, message in ((["run", "--use_ppc", "maybe"], "expected true or false"),
                           (["run", "--lr_mult", "1", "2"], "expected 4 arguments")):

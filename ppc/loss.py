@@ -34,24 +34,33 @@ TERMS = ("cross_prototype", "cross_cam", "intra", "total")
 class PPCConfig:
     """Every hyper-parameter and switch of the PPC loss (defaults: the official code).
 
-    top_k: K pixels per class for a prototype (paper: 32 at 16x16 maps, i.e. h*w/8).
-    tau: temperature of the softmax over prototypes.
-    alpha, beta: weights of the cross-view (cross-prototype + cross-CAM) and intra-view terms.
-    bg_threshold: constant background score of the pseudo labels.
-    cross_prototype, cross_cam, intra: switch each term on or off.
-    prototype_mining: semi-hard prototype mining in the intra term.
-    pixel_sampling: hard pixel sampling in the intra term.
-    mining_skip_fraction, mining_keep_fraction: the mining band (3/21 and 10/21: ranks 3..12
-        of 21 prototypes); mining_exclude_positive ranks the positive out of the band.
-    sampling_random_fraction, sampling_hard_fraction, sampling_hard_upper: per class, a
-        random ``L*random`` pixels plus the ascending-similarity ranks
-        ``[L*upper - L*hard, L*upper)`` (0.5, 0.5, 0.6 in the official code).
-    prototype_embeddings: "raw" (official: average the projections, then normalise) or
-        "normalized" (the paper's formula: average the normalised embeddings).
-    prototype_classes: "all" (official: rank every class in every image; every prototype
-        stays in every softmax) or "present" (rank a class only in images labelled with it;
-        classes absent from the batch leave the softmax).
-    validate: check input values (NaN, ranges) on every call; one host-device sync.
+    Attributes:
+        top_k: K pixels per class for a prototype (paper: 32 at 16x16 maps, i.e. h*w/8).
+        tau: temperature of the softmax over prototypes.
+        alpha: weight of the cross-view terms (cross-prototype + cross-CAM).
+        beta: weight of the intra-view term.
+        bg_threshold: constant background score of the pseudo labels.
+        cross_prototype: switch the cross-prototype term on or off.
+        cross_cam: switch the cross-CAM term on or off.
+        intra: switch the intra-view term on or off.
+        prototype_mining: semi-hard prototype mining in the intra term.
+        pixel_sampling: hard pixel sampling in the intra term.
+        mining_skip_fraction: the mining band's start (3/21: the 3 hardest of 21
+            prototypes are skipped).
+        mining_keep_fraction: the band's width (10/21: ranks 3..12 of 21 are kept).
+        mining_exclude_positive: rank the positive out of the band (the official code
+            ranks it with the others).
+        sampling_random_fraction: per class of L pixels, ``L*random`` pixels at random
+            (0.5 in the official code).
+        sampling_hard_fraction: and the ascending-similarity ranks
+            ``[L*upper - L*hard, L*upper)`` (0.5 in the official code).
+        sampling_hard_upper: ``upper`` above (0.6 in the official code).
+        prototype_embeddings: "raw" (official: average the projections, then normalise) or
+            "normalized" (the paper's formula: average the normalised embeddings).
+        prototype_classes: "all" (official: rank every class in every image; every
+            prototype stays in every softmax) or "present" (rank a class only in images
+            labelled with it; classes absent from the batch leave the softmax).
+        validate: check input values (NaN, ranges) on every call; one host-device sync.
     """
 
     top_k: int = 32
@@ -125,6 +134,9 @@ class PixelToPrototypeContrast(nn.Module):
     ``image_labels`` ``[N, C]`` multi-hot. Optional ``pixel_mask`` ``[N, H, W]`` bool marks
     the pixels where the correspondence holds (e.g. inside a rotated frame): only they are
     labelled and enter the prototypes, and each CAM is min-max normalised over them.
+    ``generator`` (a ``torch.Generator`` on the projections' device) makes hard pixel
+    sampling's random draws reproducible. Under ``torch.distributed`` the prototypes are
+    those of the global batch (``process_group``, default: the world).
 
     The background prototype ranks pixels by ``1 - max`` of the present classes' CAMs
     min-max normalised *without* ReLU (the official code ranks a constant, and with the

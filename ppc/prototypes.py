@@ -35,13 +35,16 @@ PIXEL_MASK_DOC = "[N, H, W]"
 class Prototypes(NamedTuple):
     """Result of :func:`estimate_prototypes`.
 
-    vectors     ``[C+1, D]`` L2-normalised prototypes (row 0 is background).
-    valid       ``[C+1]`` bool; False for a class with no candidate pixel (only possible with
-                ``rank_absent=False`` or a ``pixel_mask``). Invalid rows are zero and are
-                left out of every softmax.
-    top_values  ``[C+1, K]`` confidences of the selected pixels (``-inf`` for an empty slot).
-    top_indices ``[C+1, K]`` their positions in the flattened batch ``n * H * W + y * W + x``
-                (on several processes, in the concatenation of all ranks' batches).
+    Attributes:
+        vectors: ``[C+1, D]`` L2-normalised prototypes (row 0 is background).
+        valid: ``[C+1]`` bool; False for a class with no candidate pixel (only possible
+            with ``rank_absent=False`` or a ``pixel_mask``). Invalid rows are zero and are
+            left out of every softmax.
+        top_values: ``[C+1, K]`` confidences of the selected pixels (``-inf`` for an empty
+            slot).
+        top_indices: ``[C+1, K]`` their positions in the flattened batch
+            ``n * H * W + y * W + x`` (on several processes, in the concatenation of all
+            ranks' batches).
     """
 
     vectors: Tensor
@@ -62,7 +65,7 @@ def class_confidence(
     """Confidence of every pixel for every class, used to rank pixels for the prototypes.
 
     ``cams`` ``[N, C, H, W]`` normalised to [0, 1], ``image_labels`` ``[N, C]`` ->
-    ``[N, C+1, H, W]``: channel 0 is :func:`ppc.cams.background_confidence`, channel
+    ``[N, C+1, H, W]``: channel 0 is :func:`ppc.background_confidence`, channel
     ``c + 1`` the CAM of class ``c``. With ``rank_absent=False`` a class's CAM is ranked only
     in the images whose labels contain it (elsewhere ``-inf``); the official code ranks it in
     every image (``rank_absent=True``). Pixels outside ``pixel_mask`` ``[N, H, W]`` are
@@ -169,12 +172,12 @@ def estimate_prototypes(
             classes absent from the whole batch invalid.
         pixel_mask: optional ``[N, H, W]`` bool; pixels outside it are never selected.
         background: optional ``[N, H, W]`` background confidence in [0, 1] (default:
-            :func:`ppc.cams.background_confidence` of ``cams``).
+            :func:`ppc.background_confidence` of ``cams``).
         process_group: group for the global top-K when ``torch.distributed`` is initialised.
         validate: check values (NaN, ranges); costs one host-device synchronisation.
 
     The background confidence is ``1 - max`` of the present classes' CAMs
-    (:func:`ppc.cams.background_confidence`); the official code ranks a constant there.
+    (:func:`ppc.background_confidence`); the official code ranks a constant there.
     With ReLU'd CAMs every pixel where all present classes score <= 0 gets confidence 1,
     so :class:`ppc.PixelToPrototypeContrast` passes the confidence of CAMs normalised
     *without* the ReLU, which keeps those pixels ordered by how negative their scores are.

@@ -79,6 +79,14 @@ CANDIDATES = {
           ["--weights", PRETRAINED]),
     "K": ("E + backbone pre-trained on a dense colour task (ppc.pretrain)",
           ["--synthetic.body_groups", "1", "--weights", PRETRAINED]),
+    # added after A-K (2 Dec): in F's seed-0 figure the seeds reach body-coloured clutter
+    # and neighbouring objects at the best threshold. Without either, does F meet C1?
+    "L": ("F without body-coloured clutter (decoy_fraction 0.5 -> 0)",
+          ["--dilations", "1", "1", "--synthetic.body_groups", "1",
+           "--synthetic.decoy_fraction", "0"]),
+    "M": ("F with one object per image (objects_per_image 1-2 -> 1)",
+          ["--dilations", "1", "1", "--synthetic.body_groups", "1",
+           "--synthetic.objects_per_image", "1", "1"]),
 }
 
 

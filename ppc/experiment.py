@@ -8,7 +8,6 @@ mIoU, timings, versions). A finished run is not recomputed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -30,7 +29,7 @@ from .evaluate import (
     region_coverage,
 )
 from .infer import infer
-from .train import build_dataset, load_trained, resolve_device, train, weights_source
+from .train import build_dataset, load_trained, resolve_device, train, weights_digest
 
 
 def _git_sha() -> str | None:
@@ -99,19 +98,6 @@ def write_seeds(config: RunConfig, model, split: str, out_dir: str | Path, devic
                  amp=config.bf16_autocast(device), progress=progress)
 
 
-def weights_digest(config: RunConfig) -> str | None:
-    """sha256 of the run's local ``weights`` file (None without one, or for a torchvision
-    weight name): a finished run is reused only while the file is unchanged."""
-    _, path = weights_source(config.backbone, config.weights)
-    if path is None or not Path(path).is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dict:
     """Train, infer and evaluate; returns (and writes) ``summary.json``. Under
     ``torchrun`` every process trains and rank 0 alone infers and evaluates (the others
@@ -130,13 +116,17 @@ def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dic
                     f"{out} holds a run trained from another version of {config.weights} "
                     f"(sha256 {trained_from[:12]}..., the file now {digest[:12]}...); pass a "
                     "new out_dir, or force=True (--force) to retrain from the file as it is")
+            if trained_from is None and digest is not None and rank == 0:
+                print(f"note: {out} is reused without checking that {config.weights} is the "
+                      "file it was trained from (its summary predates that check)")
             return summary if rank == 0 else {}
         changed = sorted(k for k in stored if stored[k] != wanted.get(k))
         raise ValueError(
             f"{out} holds a finished run of another configuration (differs in {changed}); "
             "pass a new out_dir, or force=True (--force) to replace it")
     started = time.perf_counter()
-    train(config, progress=progress)
+    # force: train from the start (a finished run's checkpoint would otherwise be resumed)
+    train(config.replace(resume=False) if force else config, progress=progress)
     if rank != 0:
         return {}
     trained = time.perf_counter()

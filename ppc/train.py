@@ -9,6 +9,7 @@ the PPC prototypes are those of the global batch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -76,6 +77,19 @@ def weights_source(backbone: str, weights: str | None) -> tuple[str | None, str 
                 "the path of a .pth file")
         return weights, None
     return None, weights
+
+
+def weights_digest(config: RunConfig) -> str | None:
+    """sha256 of the run's local ``weights`` file (None without one, or for a torchvision
+    weight name): a run is resumed or reused only while the file is unchanged."""
+    _, path = weights_source(config.backbone, config.weights)
+    if path is None or not Path(path).is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def build_model(config: RunConfig, num_classes: int) -> WSSSNet:
@@ -300,6 +314,7 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
     ctx = StepContext(config, ppc, generator, config.bf16_autocast(device))
 
     step = 0
+    initial_weights = weights_digest(config)  # what the backbone started from
     ckpt_path = out / "checkpoint.pt"
     if config.resume and ckpt_path.exists():
         # on the CPU: the RNG states must stay CPU tensors (load_state_dict moves the rest)
@@ -307,6 +322,12 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
         if RunConfig(**ckpt["config"]).identity() != config.identity():
             raise ValueError(f"{ckpt_path} belongs to a run with another config; use a new "
                              "out_dir or resume=False")
+        trained_from = ckpt.get("weights_sha256")
+        if None not in (trained_from, initial_weights) and trained_from != initial_weights:
+            raise ValueError(
+                f"{ckpt_path} was trained from another version of {config.weights} (sha256 "
+                f"{trained_from[:12]}..., the file now {initial_weights[:12]}...); use a new "
+                "out_dir, or resume=False to start again from the file as it is")
         if len(ckpt["rng"]) != world:
             raise ValueError(
                 f"{ckpt_path} was written by {len(ckpt['rng'])} process(es), this run has "
@@ -330,7 +351,8 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
         if rank == 0:
             _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                           "scheduler": scheduler.state_dict(), "step": step,
-                          "rng": states, "config": config.to_dict()}, ckpt_path)
+                          "rng": states, "config": config.to_dict(),
+                          "weights_sha256": initial_weights}, ckpt_path)
 
     end = config.steps if stop_after is None else min(config.steps, stop_after)
     bar = tqdm(total=config.steps, initial=step, disable=not progress or rank != 0,

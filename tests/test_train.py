@@ -375,13 +375,21 @@ def test_a_finished_run_is_not_reused_once_its_weights_file_has_changed(tmp_path
     first = run(config, progress=False)
     assert len(first["weights_sha256"]) == 64
     assert run(config, progress=False) == first  # the same file: reused
+    model = (Path(config.out_dir) / "model.pt").read_bytes()
     torch.manual_seed(1)
     torch.save(SmallNet(8).state_dict(), weights)  # e.g. pre-trained again
     with pytest.raises(ValueError, match=r"trained from another version of .*backbone.pth"):
         run(config, progress=False)
-    again = run(config, progress=False, force=True)
+    again = run(config, progress=False, force=True)  # retrains from the start
     assert again["weights_sha256"] != first["weights_sha256"]
+    assert (Path(config.out_dir) / "model.pt").read_bytes() != model
     assert "weights_sha256" not in run(tiny(tmp_path, "plain"), progress=False)
+    # an interrupted run is not resumed from a checkpoint of other initial weights
+    interrupted = tiny(tmp_path, "interrupted", weights=str(weights))
+    train(interrupted, stop_after=2, progress=False)
+    torch.save(SmallNet(8).state_dict(), weights)
+    with pytest.raises(ValueError, match=r"checkpoint.pt was trained from another version"):
+        train(interrupted, progress=False)
 
 
 def test_command_line_errors_are_one_line(capsys):

@@ -125,7 +125,7 @@ terms = loss(proj_s, cams_s, out_t["proj"], out_t["logits"], batch["label"],
 # uses one instead of it. The same
 # warp moves the features; pixels of a rotated frame that fall outside the source (where
 # the warp repeats the edge values, as a plain resize does) are masked out of every term,
-# and out of each CAM's min-max normalisation.
+# and, in the PPC loss, out of each CAM's min-max normalisation.
 
 # %%
 for option in (views.ViewConfig(scale=0.5, flip=True), views.ViewConfig(scale=0.5, rotate=30)):

@@ -160,8 +160,8 @@ history[0], history[-1]
 # * **Mixed precision**: call the loss inside `torch.autocast`; it computes the logits and
 #   ranks in float32 itself.
 # * **Flips and rotations** as $A$: `ViewConfig(flip=True, rotate=90)`; pass
-#   `pixel_mask=views.valid_mask(view, n, size)` so that corners a rotation brings in from
-#   outside the source are left out.
+#   `pixel_mask=views.valid_mask(view, n, size, device)` so that corners a rotation brings
+#   in from outside the source are left out.
 # * **Each term on its own** (to ablate, or to build a variant): `ppc.cross_prototype_loss`,
 #   `ppc.cross_cam_loss`, `ppc.intra_view_loss`, `ppc.estimate_prototypes`
 #   ({doc}`02_prototypes`, {doc}`03_cross_view`, {doc}`04_intra_view`).

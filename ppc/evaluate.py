@@ -372,7 +372,7 @@ def threshold_curve(samples: Iterable, num_classes: int, thresholds=None,
 
     ``samples``: iterable of ``(cams [K_i, H, W], keys [K_i], gt [H, W])`` (see
     :func:`cams_to_prediction`); ``num_classes`` K, background included; ``thresholds``
-    strictly increasing, default :data:`DEFAULT_THRESHOLDS` (0.00..0.95). The result at
+    strictly increasing, default ``ppc.evaluate.DEFAULT_THRESHOLDS`` (0.00..0.95). The result at
     threshold ``t`` equals scoring ``cams_to_prediction(cams, keys, t)`` for every image.
     """
     sweep = ThresholdSweep(num_classes, thresholds, ignore_index)

@@ -124,8 +124,8 @@ terms = loss(proj_s, cams_s, out_t["proj"], out_t["logits"], batch["label"],
 # The transformation ablation adds a flip or a rotation to the rescaling (as below), or
 # uses one instead of it. The same
 # warp moves the features; pixels of a rotated frame that fall outside the source (where
-# the warp repeats the edge values, as a plain resize does) are masked out of every term,
-# and, in the PPC loss, out of each CAM's min-max normalisation.
+# the warp repeats the edge values, as a plain resize does) are masked out of every PPC
+# term, and out of each CAM's min-max normalisation.
 
 # %%
 for option in (views.ViewConfig(scale=0.5, flip=True), views.ViewConfig(scale=0.5, rotate=30)):

@@ -52,8 +52,8 @@ def _resize(maps: Tensor, size) -> Tensor:
 
 def seam_losses(logits_s: Tensor, rv_s: Tensor, logits_t: Tensor, rv_t: Tensor,
                 image_labels: Tensor, align, *, size_s, size_t,
-                pixel_mask: Tensor | None = None, ecr_fraction: float = 0.2
-                ) -> dict[str, Tensor]:
+                pixel_mask: Tensor | None = None, map_mask: Tensor | None = None,
+                ecr_fraction: float = 0.2) -> dict[str, Tensor]:
     """SEAM's ER, ECR and min-pooling terms for the two views, at the images' resolution
     as the official code.
 
@@ -61,7 +61,9 @@ def seam_losses(logits_s: Tensor, rv_s: Tensor, logits_t: Tensor, rv_t: Tensor,
     source and the target; ``size_s``/``size_t`` the two images' (H, W). ``align`` maps
     source maps onto the target image's grid (A with output ``size_t``); ER and ECR compare
     there, the target's maps upsampled to it. Min-pooling sees each view's PCM CAM at its
-    image size. ``pixel_mask`` ``[N, *size_t]`` marks valid target pixels.
+    image size. ``pixel_mask`` ``[N, *size_t]`` marks valid target pixels, and ``map_mask``
+    ``[N, h, w]`` the same on the target's map grid: its CAMs are min-max normalised over
+    those pixels only (a rotation's corners hold no part of the source).
     """
     labels = image_labels.to(torch.float32)[:, :, None, None]
     labels_bg = F.pad(labels, (0, 0, 0, 0, 1, 0), value=1.0)  # background always present
@@ -70,10 +72,11 @@ def seam_losses(logits_s: Tensor, rv_s: Tensor, logits_t: Tensor, rv_t: Tensor,
     rvmin = 0.5 * (adaptive_min_pooling_loss(_resize(rv_s, size_s)[:, 1:] * labels)
                    + adaptive_min_pooling_loss(_resize(rv_t, size_t)[:, 1:] * labels))
     cam_s = align(normalize_cams(logits_s.float(), validate=False)) * labels
-    cam_t = _resize(normalize_cams(logits_t.float(), validate=False), size_t) * labels
+    cam_t = _resize(normalize_cams(logits_t.float(), pixel_mask=map_mask, validate=False),
+                    size_t) * labels
     er = _masked_mean((cam_s - cam_t).abs(), pixel_mask)
     norm_rv_s = align(_normalize_all(rv_s)) * labels_bg
-    norm_rv_t = _resize(_normalize_all(rv_t), size_t) * labels_bg
+    norm_rv_t = _resize(_normalize_all(rv_t, map_mask), size_t) * labels_bg
     full_s, full_t = _with_background(cam_s), _with_background(cam_t)
     ecr = 0.0
     for target, refined in ((max_onehot(full_t.detach()), norm_rv_s),
@@ -87,8 +90,8 @@ def seam_losses(logits_s: Tensor, rv_s: Tensor, logits_t: Tensor, rv_t: Tensor,
     return {"er": er, "ecr": ecr, "rvmin": rvmin}
 
 
-def _normalize_all(cams: Tensor) -> Tensor:
-    return normalize_cams(cams.float(), validate=False)
+def _normalize_all(cams: Tensor, pixel_mask: Tensor | None = None) -> Tensor:
+    return normalize_cams(cams.float(), pixel_mask=pixel_mask, validate=False)
 
 
 def full_supervision_loss(logits: Tensor, masks: Tensor) -> Tensor:

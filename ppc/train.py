@@ -201,7 +201,7 @@ def training_losses(model: nn.Module, batch: dict, ctx: StepContext, step: int) 
                 terms.update(seam_losses(
                     out_s["logits"], out_s["cam_rv"], out_t["logits"], out_t["cam_rv"], labels,
                     lambda maps: views.apply(cfg.view, maps, size_img),
-                    size_s=tuple(images.shape[2:]), size_t=size_img,
+                    size_s=tuple(images.shape[2:]), size_t=size_img, map_mask=mask,
                     pixel_mask=views.valid_mask(cfg.view, images.shape[0], size_img, device)))
             if project:
                 key = "cam_rv" if cfg.base == "seam" else "logits"

@@ -61,8 +61,8 @@ def _loop_seam(logits_s, rv_s, logits_t, rv_t, labels, mask, fraction=0.2):
               for x in range(w)] for i in range(n)]
     present = [[float(labels[i, j]) for j in range(c)] for i in range(n)]
 
-    def masked_cam(logits):  # normalised CAM with the absent classes zeroed, [n][c][hw]
-        norm = normalize_cams(logits.double())
+    def masked_cam(logits, over=None):  # normalised CAM, absent classes zeroed, [n][c][hw]
+        norm = normalize_cams(logits.double(), pixel_mask=over)
         return [[[norm[i, j].flatten()[p] * present[i][j] for p in range(h * w)]
                  for j in range(c)] for i in range(n)]
 
@@ -75,13 +75,13 @@ def _loop_seam(logits_s, rv_s, logits_t, rv_t, labels, mask, fraction=0.2):
             total = total + sum(max(v, torch.zeros(())) for v in low)
         return total / (max(1, h * w // 4) * n)
 
-    cam_s, cam_t = masked_cam(logits_s), masked_cam(logits_t)
+    cam_s, cam_t = masked_cam(logits_s), masked_cam(logits_t, mask)  # T's corners left out
     diffs = [abs(cam_s[i][j][p] - cam_t[i][j][p]) for i in range(n) for j in range(c)
              for p in range(h * w) if valid[i][p]]
     er = sum(diffs) / max(1, len(diffs))
 
-    def ecr(cam_from, rv_to):
-        norm_rv = normalize_cams(rv_to.double())
+    def ecr(cam_from, rv_to, over=None):
+        norm_rv = normalize_cams(rv_to.double(), pixel_mask=over)
         total = 0.0
         for i in range(n):
             values = []
@@ -97,7 +97,7 @@ def _loop_seam(logits_s, rv_s, logits_t, rv_t, labels, mask, fraction=0.2):
             total = total + sum(top_k) / len(top_k)
         return total / n
 
-    return {"er": er, "ecr": ecr(cam_t, rv_s) + ecr(cam_s, rv_t),
+    return {"er": er, "ecr": ecr(cam_t, rv_s) + ecr(cam_s, rv_t, mask),
             "rvmin": 0.5 * (rvmin(rv_s) + rvmin(rv_t))}
 
 
@@ -110,9 +110,13 @@ def test_seam_losses_match_loops_with_and_without_a_pixel_mask():
                   for _ in range(2))
     labels = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
     mask = torch.rand(2, 4, 4, generator=g) > 0.3
+    mask[:, 0, 0] = False
+    logits_t[:, :, 0, 0] = 10.0  # an extreme CAM where the target holds no part of S
+    rv_t[:, :, 0, 0] = 10.0
     for pixel_mask in (None, mask):
         got = seam_losses(logits_s, rv_s, logits_t, rv_t, labels, align=lambda m: m,
-                          size_s=(4, 4), size_t=(4, 4), pixel_mask=pixel_mask)
+                          size_s=(4, 4), size_t=(4, 4), pixel_mask=pixel_mask,
+                          map_mask=pixel_mask)
         want = _loop_seam(logits_s, rv_s, logits_t, rv_t, labels, pixel_mask)
         for term in ("er", "ecr", "rvmin"):
             torch.testing.assert_close(got[term].double(), torch.as_tensor(want[term]).double(),

@@ -81,9 +81,8 @@ def normalize_cams(cams: Tensor, eps: float = 1e-5, *, relu: bool = True,
             raise ValueError(f"pixel_mask must be a bool tensor of shape [N, H, W] = "
                              f"{(n, h, w)}, got {pixel_mask.dtype} of shape "
                              f"{tuple(pixel_mask.shape)}")
-        # an image without a marked pixel falls back to all of its pixels (no sync)
-        mask = (pixel_mask | ~pixel_mask.flatten(1).any(dim=1)[:, None, None]).flatten(1)
-        mask = mask[:, None]
+        # [N, 1, H*W]; an image without a marked pixel falls back to all of them (no sync)
+        mask = (pixel_mask | ~pixel_mask.flatten(1).any(dim=1)[:, None, None]).flatten(1)[:, None]
         low = flat.masked_fill(~mask, float("inf")).amin(dim=-1)
         high = flat.masked_fill(~mask, float("-inf")).amax(dim=-1)
     low, high = low[..., None, None], high[..., None, None]

@@ -134,6 +134,27 @@ terms["ppc_total"].backward()
                  ("backbone.0.weight", model.backbone[0].weight))}
 
 # %% [markdown]
+# ## Another transformation: a rotation
+#
+# With a rotation as $A$ (here by 30 degrees, at half scale), the corners of $T$'s grid
+# come from outside the source. `views.valid_mask` marks the pixels that correspond; the
+# loss labels only those, builds its prototypes from them and normalises each CAM over
+# them.
+
+# %%
+rotated = views.ViewConfig(scale=0.5, rotate=30.0)
+with torch.no_grad():
+    cams_s, proj_s = model(images)
+    cams_t, proj_t = model(views.make_target(rotated, images))
+size = tuple(cams_t.shape[2:])
+mask = views.valid_mask(rotated, images.shape[0], size, device)  # [N, h, w] bool
+contrast = ppc_loss(views.apply(rotated, proj_s, size), views.apply(rotated, cams_s, size),
+                    proj_t, cams_t, batch["label"].to(device), pixel_mask=mask,
+                    generator=generator)
+print(f"{mask.float().mean().item():.0%} of T's {size[0]}x{size[1]} pixels correspond; "
+      f"PPC total {contrast['total'].item():.4f}")
+
+# %% [markdown]
 # ## A few steps
 #
 # The optimiser and the schedule are the base method's own (the official code: SGD, poly
@@ -159,9 +180,8 @@ history[0], history[-1]
 #   prototypes are then those of the global batch, as on one device with the whole batch.
 # * **Mixed precision**: call the loss inside `torch.autocast`; it computes the logits and
 #   ranks in float32 itself.
-# * **Flips and rotations** as $A$: `ViewConfig(flip=True, rotate=90)`; pass
-#   `pixel_mask=views.valid_mask(view, n, size, device)` so that corners a rotation brings
-#   in from outside the source are left out.
+# * **Flips and rotations** as $A$: `ViewConfig(flip=True, rotate=90)`, with the
+#   `pixel_mask` of the section above.
 # * **Each term on its own** (to ablate, or to build a variant): `ppc.cross_prototype_loss`,
 #   `ppc.cross_cam_loss`, `ppc.intra_view_loss`, `ppc.estimate_prototypes`
 #   ({doc}`02_prototypes`, {doc}`03_cross_view`, {doc}`04_intra_view`).

@@ -149,7 +149,7 @@ pd.DataFrame({
 #   features with it.
 #
 # {doc}`11_benchmark_design` traces most of the spill and the offset to the small
-# backbone's receptive field (its dilated last blocks see the whole image), tries ten
+# backbone's receptive field (its dilated last blocks see the whole image), tries fourteen
 # variants of the benchmark against criteria fixed beforehand, and explains why none met
 # them all, so this benchmark stays as it is.
 #

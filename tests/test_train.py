@@ -359,6 +359,10 @@ def test_config_files_and_finished_runs_are_not_silently_replaced(tmp_path, caps
     # `evaluate` right after `run` scores the run's own seeds
     assert cli_main(["evaluate", config.out_dir]) == 0
     assert "best: mIoU" in capsys.readouterr().out
+    # --force replaces it (the finished run's checkpoint of another config is not resumed)
+    replaced = run(config.replace(seed=1), progress=False, force=True)
+    assert replaced["config"]["seed"] == 1
+    assert RunConfig.load(Path(config.out_dir) / "config.json").seed == 1
     (tmp_path / "a_file").write_text("")
     code = cli_main(["train", "--out_dir", str(tmp_path / "a_file")])
     err = capsys.readouterr().err

@@ -156,25 +156,6 @@ for name in ("A", "B", "F"):
 #   (there is no VOC on this machine). If they do not either, C1 asks more of the
 #   benchmark than real data shows.
 #
-# * **Without the decoys, C1 holds, and then C4 cannot (L-O, seed 0, CAM only, added on
-#   2 December).** In F's figure the seeds reach body-coloured clutter and neighbouring
-#   objects, so L removes the body-coloured clutter and M keeps one object per image:
-#   * L meets C1, C2 and C3 (precision 75.2 against recall 74.6, area ratio 0.99; part
-#     89.8 against body 73.8; −0.3 px). But its CAM mIoU is 64.7, and C4 asks for at most
-#     0.6 x full supervision: no full supervision (at most 100) allows more than 60. Its
-#     full supervision was not trained.
-#   * M misses C1 by a hair (62.2 against 62.3) and C3 (+1.8 px).
-#   * Larger bodies on L, to leave more of each object beyond the part's reach (N: 12-20
-#     px, O: 16-24 px), lower the CAM (58.4, 56.4) but lose C1 again (67.6 / 72.0 and
-#     65.2 / 71.9): the best threshold drops (0.12, 0.02) to take in the body, and the
-#     seeds spill.
-#
-#   Within this family C1 and C4 pull against each other: the threshold is chosen for the
-#   best mIoU, and it goes down until the seeds cover the body, spilling unless the CAM
-#   is already good. That is a property of scoring seeds at their best threshold, which
-#   real CAMs are scored at too; so C1, as written, may not be meetable together with C4.
-#   Whether to keep it is the maintainers' call.
-#
 #   The one public per-class table of CAM seed precision and recall on VOC *train* that
 #   we found points that way, but it is weak evidence: a user's reproduction of the
 #   ResNet-38 CAM of PSA ([psa issue 13](https://github.com/jiwoon-ahn/psa/issues/13),
@@ -192,6 +173,35 @@ for name in ("A", "B", "F"):
 #   of offset y 6.8 to 11.4 px over pairs; 4.0 px for C), so passing C3 says that the CAMs
 #   are not displaced one way, not that each one sits on its object. The criterion stays
 #   as it was written before the runs.
+#
+# * **Without the decoys, C1 holds, and then C4 cannot (L-O, seed 0, CAM only, added on
+#   2 December).** In F's figure the seeds reach body-coloured clutter and neighbouring
+#   objects, so L removes the body-coloured clutter and M keeps one object per image:
+#   * L meets C1, C2 and C3 (precision 75.2 against recall 74.6, area ratio 0.99; part
+#     89.8 against body 73.8; −0.3 px). But its CAM mIoU is 64.7, and C4 asks for at most
+#     0.6 x full supervision: no full supervision (at most 100) allows more than 60. Its
+#     full supervision was not trained.
+#   * M misses C1 by a hair (62.2 against 62.3) and C3 (+1.8 px).
+#   * Larger bodies on L, to leave more of each object beyond the part's reach (N: 12-20
+#     px, O: 16-24 px), lower the CAM (58.4, 56.4) but lose C1 again (67.6 / 72.0 and
+#     65.2 / 71.9): the best threshold drops (0.12, 0.02) to take in the body, and the
+#     seeds spill.
+#
+#   Within this family C1 and C4 pull against each other: the threshold is chosen for the
+#   best mIoU, and it goes down until the seeds cover the body, spilling unless the CAM
+#   is already good. That is a property of scoring seeds at their best threshold, which
+#   real CAMs are scored at too; so C1, as written, may not be meetable together with C4.
+#   Whether to keep it is the maintainers' call. The figure places every candidate by the
+#   two criteria (means over its seeds).
+
+# %%
+from ppc.design import criteria_figure
+
+criteria_figure(report)
+plt.show()
+
+# %% [markdown]
+# In the figure no candidate sits in the upper left, where C1 and C4 both hold.
 #
 # **For the rest of the book** this means: the ablations measure PPC on a benchmark whose
 # CAM seeds are spread and displaced, not one where they cover only the discriminative

@@ -88,6 +88,39 @@ def verdicts(report: dict) -> pd.DataFrame:
     return frame
 
 
+def criteria_figure(report: dict):
+    """C1 against C4 for every candidate of a report: the CAM base's mIoU (x) and its
+    precision minus recall in points (y, C1 above 0), means over its seeds. C4 holds left
+    of 0.6 x full supervision, drawn at the median of the candidates that measured it.
+    Returns the figure; each point is labelled with its candidate's name."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    full = [statistics.mean(r["miou"] for r in e["full"].values())
+            for e in report.values() if e["full"]]
+    for name, entry in report.items():
+        cams = list(entry["cam"].values())
+        x = statistics.mean(r["miou"] for r in cams)
+        y = 100 * statistics.mean(r["precision"] - r["recall"] for r in cams)
+        ax.scatter(x, y, color="C0" if entry["full"] else "C1", s=18)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=8)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_ylim(top=max(ax.get_ylim()[1], 5.0))  # room for the C1 side
+    ax.text(0.01, 0.5, "C1 holds above", transform=ax.get_yaxis_transform(), fontsize=8,
+            color="grey", va="bottom")
+    if full:
+        bound = 0.6 * statistics.median(full)
+        ax.axvline(bound, color="grey", lw=0.8, ls="--")
+        ax.text(bound, 0.97, f"C4 holds left (0.6 x {statistics.median(full):.1f}) ",
+                transform=ax.get_xaxis_transform(), fontsize=8, color="grey", va="top",
+                ha="right")
+    ax.set_xlabel("CAM mIoU (val, best threshold)")
+    ax.set_ylabel("precision - recall (points)")
+    ax.set_title("blue: full supervision measured; orange: CAM only", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def seed_figure(run_dir, num_images: int = 6, device: str = "cpu", title: str = ""):
     """A figure of a finished CAM-base run's seeds on the first ``num_images`` images of
     its evaluation split: image, ground truth, the CAM of the first class present, and the

@@ -46,3 +46,26 @@ def test_tables_of_a_report():
     assert list(marks.loc["A"]) == ["yes"] * 5
     assert marks.loc["B", CRITERIA[2]] == "no" and marks.loc["B", CRITERIA[3]] == "-"
     assert marks.loc["B", "all"] == "no"
+
+
+def test_criteria_figure_places_each_candidate_and_the_c4_bound():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ppc.design import criteria_figure
+
+    report = {
+        "A": {"cam": {"0": cam_run(miou=30.0, precision=0.4, recall=0.5),
+                      "1": cam_run(miou=40.0, precision=0.5, recall=0.5)},
+              "full": {"0": {"miou": 80.0}}},
+        "B": {"cam": {"0": cam_run(miou=65.0, precision=0.75, recall=0.7)}, "full": {}},
+        "C": {"cam": {"0": cam_run()}, "full": {"0": {"miou": 90.0}}},
+    }
+    fig = criteria_figure(report)
+    ax = fig.axes[0]
+    points = [tuple(c.get_offsets()[0]) for c in ax.collections]
+    assert points[0] == pytest.approx((35.0, -5.0))  # means over seeds, points
+    assert points[1] == pytest.approx((65.0, 5.0))
+    assert [t.get_text() for t in ax.texts[:3]] == ["A", "B", "C"]
+    bound = [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == "--"]
+    assert bound == [pytest.approx(0.6 * 85.0)]  # the median of the measured ones

@@ -31,7 +31,8 @@
 # target's undimmed ones (a flipped map upsampled from 16 to 64 px: 496 of 4,096 pixels,
 # down to 0.39 of their value). The "scale 0.5" runs do not go through the warp; they are
 # the full PPC runs of chapter 6 (27 November, `a65e3b0`), copied (`same_run_as.txt`).
-# The current code reproduces both bit for bit on a CPU. The fix moved the 15 trained runs
+# The current code computes what their code computed, on the same machine (chapter 6 says
+# what a rerun elsewhere gives). The fix moved the 15 trained runs
 # by 6.4 points on average, up to 14.1 (a "scale 0.5 + rotate 90" run, from 25.7 to
 # 39.8), and changed one reading (below); the runs before it are in the git history. As
 # in chapter 6, a difference is worth a sentence only if it holds in every seed and is

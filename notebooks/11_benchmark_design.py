@@ -143,8 +143,10 @@ for name in ("A", "B", "F"):
 #     but precision 25.7, and they sit +3.4 px below.
 #
 #   J and K were rerun on 2 December from a backbone regenerated with the documented
-#   command: the file they used before could not be reproduced from the code. The reading
-#   did not change (before: J 49.0, K 23.5).
+#   command on that day's machine, where the file they used before could not be
+#   regenerated (its own commit's code gives the same weights as the current code there;
+#   the math libraries round differently on another CPU, see {doc}`06_ablation_components`).
+#   The reading did not change (before: J 49.0, K 23.5).
 # * **F comes closest: no dilation and one body colour.** It meets:
 #   * C2: part 85.0 against body 62.4;
 #   * C3: −0.5 px;

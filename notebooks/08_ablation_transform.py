@@ -125,8 +125,6 @@ plt.show()
 # %%
 from pathlib import Path
 
-import pandas as pd
-
 headline = [row for row in ablate.FAMILIES[family] if row.name in ("flip", "rotate 90")]
 replica = ablate.collect(family, results=Path("../results/replication"), rows=headline,
                          with_base="seam: base")

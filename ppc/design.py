@@ -109,9 +109,9 @@ def criteria_figure(report: dict):
     ax.text(0.01, 0.5, "C1 holds above", transform=ax.get_yaxis_transform(), fontsize=8,
             color="grey", va="bottom")
     if full:
-        bound = 0.6 * statistics.median(full)
-        ax.axvline(bound, color="grey", lw=0.8, ls="--")
-        ax.text(bound, 0.97, f"C4 holds left (0.6 x {statistics.median(full):.1f}) ",
+        median = statistics.median(full)
+        ax.axvline(0.6 * median, color="grey", lw=0.8, ls="--")
+        ax.text(0.6 * median, 0.97, f"C4 holds left (0.6 x {median:.1f}) ",
                 transform=ax.get_xaxis_transform(), fontsize=8, color="grey", va="top",
                 ha="right")
     ax.set_xlabel("CAM mIoU (val, best threshold)")

@@ -29,7 +29,14 @@ from .evaluate import (
     region_coverage,
 )
 from .infer import infer
-from .train import build_dataset, load_trained, resolve_device, train, weights_digest
+from .train import (
+    build_dataset,
+    load_trained,
+    require_same_weights,
+    resolve_device,
+    train,
+    weights_digest,
+)
 
 
 def _git_sha() -> str | None:
@@ -111,11 +118,9 @@ def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dic
         stored, wanted = RunConfig(**summary.get("config", {})).identity(), config.identity()
         if stored == wanted:
             trained_from = summary.get("weights_sha256")
-            if trained_from is not None and digest is not None and trained_from != digest:
-                raise ValueError(
-                    f"{out} holds a run trained from another version of {config.weights} "
-                    f"(sha256 {trained_from[:12]}..., the file now {digest[:12]}...); pass a "
-                    "new out_dir, or force=True (--force) to retrain from the file as it is")
+            require_same_weights(trained_from, digest, config, f"{out} holds a run that",
+                                 "pass a new out_dir, or force=True (--force) to retrain "
+                                 "from the file as it is")
             if trained_from is None and digest is not None and rank == 0:
                 print(f"note: {out} is reused without checking that {config.weights} is the "
                       "file it was trained from (its summary predates that check)")

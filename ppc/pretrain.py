@@ -82,6 +82,13 @@ def make_batch(config: PretrainConfig, rng: np.random.Generator, colours: np.nda
     return (images - mean) / std, torch.from_numpy(labels)
 
 
+def colour_logits(backbone: nn.Module, head: nn.Module, images: torch.Tensor, size
+                  ) -> torch.Tensor:
+    """``[B, num_colours, *size]``: the head's scores upsampled to the labels' size."""
+    return F.interpolate(head(backbone(images)["feat"]), size=size, mode="bilinear",
+                         align_corners=False)
+
+
 def pretrain(config: PretrainConfig, out: str | Path, progress: bool = True) -> Path:
     """Train :class:`SmallNet` + a 1x1 head on the dense colour task; save the backbone's
     ``state_dict`` to ``out`` (and ``out`` + ``.json``: config, the last training batch's
@@ -98,8 +105,7 @@ def pretrain(config: PretrainConfig, out: str | Path, progress: bool = True) -> 
     backbone.train()
     for step in range(1, config.steps + 1):
         images, labels = make_batch(config, rng, colours)
-        logits = F.interpolate(head(backbone(images)["feat"]), size=labels.shape[1:],
-                               mode="bilinear", align_corners=False)
+        logits = colour_logits(backbone, head, images, labels.shape[1:])
         loss = F.cross_entropy(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -134,8 +140,7 @@ def held_out_accuracy(config: PretrainConfig, backbone: nn.Module, head: nn.Modu
     with torch.no_grad():
         for _ in range(batches):
             images, labels = make_batch(config, rng, colours)
-            logits = F.interpolate(head(backbone(images)["feat"]), size=labels.shape[1:],
-                                   mode="bilinear", align_corners=False)
+            logits = colour_logits(backbone, head, images, labels.shape[1:])
             correct += int((logits.argmax(1) == labels).sum())
             total += labels.numel()
     return correct / total

@@ -92,6 +92,17 @@ def weights_digest(config: RunConfig) -> str | None:
     return digest.hexdigest()
 
 
+def require_same_weights(recorded: str | None, current: str | None, config: RunConfig,
+                         holder, fix: str) -> None:
+    """Refuse ``holder`` (a run folder or checkpoint) trained from another version of the
+    weights file: ``recorded`` and ``current`` are :func:`weights_digest` values (None:
+    unknown, nothing to compare)."""
+    if None not in (recorded, current) and recorded != current:
+        raise ValueError(
+            f"{holder} was trained from another version of {config.weights} (sha256 "
+            f"{recorded[:12]}..., the file now {current[:12]}...); {fix}")
+
+
 def build_model(config: RunConfig, num_classes: int) -> WSSSNet:
     """The network of ``config``; a ``weights`` file is loaded into the backbone (for the
     torchvision ResNets a torchvision checkpoint's ``conv1``/``bn1`` go to their ``stem``)."""
@@ -322,12 +333,9 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
         if RunConfig(**ckpt["config"]).identity() != config.identity():
             raise ValueError(f"{ckpt_path} belongs to a run with another config; use a new "
                              "out_dir or resume=False")
-        trained_from = ckpt.get("weights_sha256")
-        if None not in (trained_from, initial_weights) and trained_from != initial_weights:
-            raise ValueError(
-                f"{ckpt_path} was trained from another version of {config.weights} (sha256 "
-                f"{trained_from[:12]}..., the file now {initial_weights[:12]}...); use a new "
-                "out_dir, or resume=False to start again from the file as it is")
+        require_same_weights(ckpt.get("weights_sha256"), initial_weights, config, ckpt_path,
+                             "use a new out_dir, or resume=False to start again from the "
+                             "file as it is")
         if len(ckpt["rng"]) != world:
             raise ValueError(
                 f"{ckpt_path} was written by {len(ckpt['rng'])} process(es), this run has "

@@ -36,6 +36,8 @@ from .notebooks import ROOT, execute
 RESULTS = ROOT / "results" / "ablations"
 #: the synthetic benchmark in the VOC layout, shared by every run (written once)
 VOC_ROOT = ROOT / "results" / "synthetic_voc"
+#: stored configurations rerun on a second machine (:func:`replication_table`)
+REPLICATION = ROOT / "results" / "replication"
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,26 @@ def table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _paired_differences(frame: pd.DataFrame, reference) -> list[tuple[str, str, list[float]]]:
+    """``(row, reference row, per-seed differences)`` in the family's order; see
+    :func:`paired_table`."""
+    pick = reference if callable(reference) else (lambda _row: reference)
+    by_row = {row: group.set_index("seed")["miou"] for row, group in frame.groupby("row")}
+    out = []
+    for (_, row), _group in frame.groupby(["order", "row"], sort=True):
+        base = pick(row)
+        if base == row or base not in by_row:
+            continue
+        out.append((row, base, (by_row[row] - by_row[base]).dropna().tolist()))
+    return out
+
+
+def _describe(values: list[float]) -> dict:
+    return {"mIoU difference (points)": mean_std(values, sign="+"),
+            "per seed": ", ".join(f"{v:+.1f}" for v in values),
+            "better in": f"{sum(v > 0 for v in values)} of {len(values)} seeds"}
+
+
 def paired_table(frame: pd.DataFrame, reference) -> pd.DataFrame:
     """Each row's mIoU minus its reference row's, seed by seed, as mean ± std (points).
 
@@ -277,21 +299,49 @@ def paired_table(frame: pd.DataFrame, reference) -> pd.DataFrame:
     points. ``reference``: a row name, or a function from a row name to its reference's
     (e.g. ``"cam: base"`` for the ``cam:`` rows). Only seeds run for both rows count.
     """
-    pick = reference if callable(reference) else (lambda _row: reference)
-    by_row = {row: group.set_index("seed")["miou"] for row, group in frame.groupby("row")}
-    out = []
-    for (_, row), _group in frame.groupby(["order", "row"], sort=True):
-        base = pick(row)
-        if base == row or base not in by_row:
-            continue
-        diff = (by_row[row] - by_row[base]).dropna()
-        values = diff.tolist()
-        out.append({"row": row, "against": base,
-                    "mIoU difference (points)": mean_std(values, sign="+"),
-                    "per seed": ", ".join(f"{v:+.1f}" for v in values),
-                    "better in": f"{sum(v > 0 for v in values)} of {len(values)} seeds"})
+    out = [{"row": row, "against": base, **_describe(values)}
+           for row, base, values in _paired_differences(frame, reference)]
     return pd.DataFrame(out, columns=["row", "against", "mIoU difference (points)",
                                       "per seed", "better in"])
+
+
+def replication_table(family: str, rows: list[str], reference, *, with_base: str | None = None,
+                      stored: Path = RESULTS, rerun: Path = REPLICATION,
+                      labels: tuple[str, str] = ("stored", "rerun")) -> pd.DataFrame:
+    """:func:`paired_table` of the same configurations run twice, side by side: the
+    ``stored`` runs and their ``rerun`` (e.g. on another machine, whose math libraries
+    round differently).
+
+    ``rows``: names of rows of ``family`` (only those rerun are shown); ``reference`` and
+    ``with_base`` as in :func:`paired_table` and :func:`collect`. Column ``every seed``:
+    ``"above"`` (``"below"``) where the row is above (below) its reference in every seed
+    of both sets, else ``"no"``.
+    """
+    chosen = [r for r in FAMILIES[family] if r.name in rows]
+    missing = sorted(set(rows) - {r.name for r in chosen})
+    if missing:
+        raise ValueError(f"rows {missing} are not rows of family {family!r}: "
+                         f"{[r.name for r in FAMILIES[family]]}")
+    sets = [{row: (base, values) for row, base, values in _paired_differences(
+        collect(family, results=results, rows=chosen, with_base=with_base), reference)}
+        for results in (stored, rerun)]
+    out = []
+    for row in (r.name for r in chosen):
+        if row not in sets[0] or row not in sets[1]:
+            continue
+        both = sets[0][row][1] + sets[1][row][1]
+        direction = ("above" if all(v > 0 for v in both) else
+                     "below" if all(v < 0 for v in both) else "no")
+        line = {"row": row, "against": sets[0][row][0]}
+        for label, found in zip(labels, sets, strict=True):
+            described = _describe(found[row][1])
+            line[f"{label}: difference"] = described["mIoU difference (points)"]
+            line[f"{label}: per seed"] = described["per seed"]
+        line["every seed"] = direction
+        out.append(line)
+    columns = ["row", "against", *(f"{label}: {what}" for label in labels
+                                   for what in ("difference", "per seed")), "every seed"]
+    return pd.DataFrame(out, columns=columns)
 
 
 def plot(frame: pd.DataFrame, title: str = ""):

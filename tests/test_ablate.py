@@ -149,6 +149,40 @@ def test_collect_puts_the_base_first(tmp_path):
         ablate.collect("top_k", results=tmp_path, with_base="nope")
 
 
+def test_replication_table_sets_two_machines_side_by_side(tmp_path):
+    def write(results, family, row, seed, miou):
+        out = results / family / row / f"seed{seed}"
+        out.mkdir(parents=True)
+        (out / "summary.json").write_text(json.dumps({"best_miou": miou,
+                                                      "best_threshold": 0.1}))
+
+    stored, rerun = tmp_path / "stored", tmp_path / "rerun"
+    for seed, (base, k8, k64) in enumerate([(0.20, 0.22, 0.19), (0.30, 0.31, 0.28)]):
+        write(stored, "components", "seam-base", seed, base)
+        write(stored, "top_k", "k-8", seed, k8)
+        write(stored, "top_k", "k-64", seed, k64)
+    for seed, (base, k8) in enumerate([(0.25, 0.24), (0.30, 0.35)]):
+        write(rerun, "components", "seam-base", seed, base)
+        write(rerun, "top_k", "k-8", seed, k8)
+    write(rerun, "top_k", "k-64", 0, 0.20)  # below in the one seed rerun
+    table = ablate.replication_table(
+        "top_k", ["K = 64", "K = 8"], "seam: base", with_base="seam: base",
+        stored=stored, rerun=rerun, labels=("A", "B")).set_index("row")
+    assert list(table.index) == ["K = 8", "K = 64"]  # the family's order
+    assert table.loc["K = 8", "A: per seed"] == "+2.0, +1.0"
+    assert table.loc["K = 8", "B: per seed"] == "-1.0, +5.0"
+    assert table.loc["K = 8", "B: difference"] == "+2.0 ± 4.2"
+    assert table.loc["K = 8", "every seed"] == "no"  # above in A, not in B
+    assert table.loc["K = 64", "B: per seed"] == "-5.0"
+    assert table.loc["K = 64", "every seed"] == "below"
+    assert table.loc["K = 8", "against"] == "seam: base"
+    only_stored = ablate.replication_table("top_k", ["K = 16"], "seam: base",
+                                           with_base="seam: base", stored=stored, rerun=rerun)
+    assert only_stored.empty  # a row without runs on both sides is left out
+    with pytest.raises(ValueError, match="K = 7"):
+        ablate.replication_table("top_k", ["K = 7"], "seam: base", stored=stored, rerun=rerun)
+
+
 def test_mean_std_text_of_every_table():
     from ppc._format import mean_std
 

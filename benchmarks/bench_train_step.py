@@ -22,7 +22,8 @@ view T = A(S) is made inside the step.
   batch 32, 6 classes), for base "cam" and base "seam" (``--bases``).
 * CUDA case (when ``torch.cuda.is_available()``): the official recipe
   ``RunConfig.preset("voc-resnet38")`` (ResNet-38, base "seam", batch 8 of 448x448 images,
-  20 classes, bf16 autocast and channels_last as the config says); ``--backbone resnet50``
+  20 classes, bf16 autocast, channels_last and cuDNN's autotuner as the config says, as in
+  ``ppc.train.train``); ``--backbone resnet50``
   swaps in the torchvision ResNet-50 for a quicker check. Backbones start from random
   weights (the timing does not depend on them).
 
@@ -88,7 +89,13 @@ from ppc import views  # noqa: E402
 from ppc.config import RunConfig  # noqa: E402
 from ppc.loss import PixelToPrototypeContrast  # noqa: E402
 from ppc.models.net import WSSSNet  # noqa: E402
-from ppc.train import StepContext, build_model, make_optimizer, training_losses  # noqa: E402
+from ppc.train import (  # noqa: E402
+    StepContext,
+    build_model,
+    cudnn_autotuner,
+    make_optimizer,
+    training_losses,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_loss import cpu_name  # noqa: E402  (the same CPU description in both reports)
@@ -309,6 +316,12 @@ def sync_debug_check(v: Variant, batch: dict) -> str:
 def run_cuda(args: argparse.Namespace, log) -> tuple[list[dict], list[str]]:
     device = torch.device("cuda", torch.cuda.current_device())
     config = cuda_config(args.backbone)
+    with cudnn_autotuner(config.cudnn_benchmark):  # as ppc.train.train does on CUDA
+        return _run_cuda(config, device, args, log)
+
+
+def _run_cuda(config: RunConfig, device: torch.device, args: argparse.Namespace, log
+              ) -> tuple[list[dict], list[str]]:
     batches = random_batches(config.batch_size, VOC_CLASSES, VOC_CROP, device)
     variants, peaks = [], {}
     for name in VARIANTS:

@@ -52,6 +52,8 @@ HELP = {
     "device": "auto (CUDA when present), cpu or cuda",
     "amp": "auto (bf16 autocast on CUDA), bf16, off",
     "channels_last": "auto (on CUDA), on, off",
+    "cudnn_benchmark": "let cuDNN time its convolution algorithms for the fixed training crop "
+                       "and keep the fastest (CUDA training only; inference sizes vary)",
     "seed": "seed of the run (initialisation, data order, augmentation, pixel sampling)",
     "num_workers": "DataLoader workers: 0 loads in the main process (the synthetic preset), "
                    "none or -1 one per core up to 8 (the VOC preset)",

@@ -40,7 +40,8 @@ class RunConfig:
     ``momentum``, ``schedule`` ("poly" official, power 0.9; "onecycle"), ``steps``,
     ``batch_size``, ``lr_mult`` (x1/x2/x10/x20 of the official groups).
     Runtime: ``device`` ("auto", "cpu", "cuda"), ``amp`` ("auto": bf16 autocast on CUDA),
-    ``channels_last`` ("auto": on CUDA), ``seed``, ``num_workers`` (None: the machine's
+    ``channels_last`` ("auto": on CUDA), ``cudnn_benchmark`` (cuDNN's autotuner while training
+    on CUDA), ``seed``, ``num_workers`` (None: the machine's
     cores), ``threads`` (CPU threads, None: torch's default), ``out_dir``, ``log_every``,
     ``checkpoint_every``, ``resume``, inference ``scales``/``flip``/``png_threshold``.
     """
@@ -74,6 +75,7 @@ class RunConfig:
     device: str = "auto"
     amp: str = "auto"
     channels_last: str = "auto"
+    cudnn_benchmark: bool = True
     seed: int = 0
     num_workers: int | None = 0
     threads: int | None = None
@@ -186,7 +188,7 @@ class RunConfig:
 
     #: fields that say where and how fast a run goes, not what it computes
     RUNTIME_FIELDS = ("out_dir", "resume", "threads", "num_workers", "log_every",
-                      "checkpoint_every", "infer_batch_size")
+                      "checkpoint_every", "infer_batch_size", "cudnn_benchmark")
 
     def identity(self) -> dict:
         """What makes two runs the same experiment, as plain JSON values: every field but

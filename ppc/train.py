@@ -9,6 +9,7 @@ the PPC prototypes are those of the global batch.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -273,6 +274,21 @@ def _setup_distributed(device: torch.device) -> tuple[int, int, bool]:
     return 0, 1, False
 
 
+@contextlib.contextmanager
+def cudnn_autotuner(on: bool):
+    """``torch.backends.cudnn.benchmark`` set to ``on`` inside the block, restored after.
+
+    On, cuDNN times its convolution algorithms at the first step of each input shape and
+    keeps the fastest: worth it for training's fixed crop, not for inference over images of
+    many sizes. It changes float rounding on the GPU, not what is computed."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = on
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
 def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = True) -> Path:
     """Train (or resume) the run of ``config``; returns ``config.out_dir``.
 
@@ -368,31 +384,33 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
     net.train()
     metrics_file = (out / "metrics.jsonl").open("a") if rank == 0 else None
     started = time.perf_counter()
-    while step < end:
-        epoch, offset = divmod(step, steps_per_epoch)
-        sampler.set_epoch(epoch, offset * per_process)
-        seeded.set_epoch(epoch)
-        for batch in loader:
-            terms = training_losses(net, batch, ctx, step)
-            lr = scheduler.get_last_lr()[0]  # the rate this step uses
-            optimizer.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            bar.update(1)
-            if metrics_file and (step % config.log_every == 0 or step == config.steps):
-                row = {"step": step, "epoch": epoch, "lr": lr,
-                       "time": round(time.perf_counter() - started, 3)}
-                row.update({k: float(v.detach()) if isinstance(v, Tensor) else float(v)
-                            for k, v in terms.items()})
-                metrics_file.write(json.dumps(row) + "\n")
-                metrics_file.flush()
-                bar.set_postfix(loss=f"{row['total']:.3f}")
-            if step % config.checkpoint_every == 0 or step == end:
-                checkpoint()
-            if step >= end:
-                break
+    # cuDNN's autotuner for the fixed training crop (inference image sizes vary: off)
+    with cudnn_autotuner(config.cudnn_benchmark and device.type == "cuda"):
+        while step < end:
+            epoch, offset = divmod(step, steps_per_epoch)
+            sampler.set_epoch(epoch, offset * per_process)
+            seeded.set_epoch(epoch)
+            for batch in loader:
+                terms = training_losses(net, batch, ctx, step)
+                lr = scheduler.get_last_lr()[0]  # the rate this step uses
+                optimizer.zero_grad(set_to_none=True)
+                terms["total"].backward()
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                bar.update(1)
+                if metrics_file and (step % config.log_every == 0 or step == config.steps):
+                    row = {"step": step, "epoch": epoch, "lr": lr,
+                           "time": round(time.perf_counter() - started, 3)}
+                    row.update({k: float(v.detach()) if isinstance(v, Tensor) else float(v)
+                                for k, v in terms.items()})
+                    metrics_file.write(json.dumps(row) + "\n")
+                    metrics_file.flush()
+                    bar.set_postfix(loss=f"{row['total']:.3f}")
+                if step % config.checkpoint_every == 0 or step == end:
+                    checkpoint()
+                if step >= end:
+                    break
     bar.close()
     if metrics_file:
         metrics_file.close()

@@ -241,6 +241,33 @@ def test_runtime_rules_follow_the_device():
     assert not off.bf16_autocast(cuda) and not off.channels_last_on(cuda)
 
 
+def test_cudnn_autotuner_is_set_for_the_block_and_restored(tmp_path, monkeypatch):
+    from ppc import train as train_module
+
+    before = torch.backends.cudnn.benchmark
+    try:
+        for outside in (False, True):
+            torch.backends.cudnn.benchmark = outside
+            for on in (False, True):
+                with train_module.cudnn_autotuner(on):
+                    assert torch.backends.cudnn.benchmark is on
+                assert torch.backends.cudnn.benchmark is outside
+            with pytest.raises(KeyError), train_module.cudnn_autotuner(not outside):
+                raise KeyError("a failing step")
+            assert torch.backends.cudnn.benchmark is outside  # restored on errors too
+        # training asks for it on CUDA only (and only with cudnn_benchmark), never on the CPU
+        asked = []
+        real = train_module.cudnn_autotuner
+        monkeypatch.setattr(train_module, "cudnn_autotuner",
+                            lambda on: asked.append(on) or real(on))
+        train_module.train(tiny(tmp_path, steps=1), progress=False)
+        assert asked == [False] and torch.backends.cudnn.benchmark is True
+    finally:
+        torch.backends.cudnn.benchmark = before
+    # a runtime field: the same experiment with it on or off (a stored run stays reusable)
+    assert RunConfig(cudnn_benchmark=False).identity() == RunConfig().identity()
+
+
 def test_resume_drops_rows_logged_after_the_checkpoint(tmp_path):
     config = tiny(tmp_path, steps=4)
     train(config, stop_after=2, progress=False)

@@ -17,13 +17,27 @@ def classification_loss(scores: Tensor, image_labels: Tensor) -> Tensor:
     return F.multilabel_soft_margin_loss(scores.float(), image_labels.float())
 
 
-def adaptive_min_pooling_loss(cams: Tensor) -> Tensor:
+def adaptive_min_pooling_loss(cams: Tensor, pixel_mask: Tensor | None = None) -> Tensor:
     """SEAM: mean of the ReLU'd lowest 25% of each image's max-over-classes map
-    ``cams`` ``[N, C, h, w]`` (label-masked PCM CAMs); pushes the background to 0."""
+    ``cams`` ``[N, C, h, w]`` (label-masked PCM CAMs); pushes the background to 0.
+
+    With ``pixel_mask`` ``[N, h, w]`` bool, only the valid pixels of each image are
+    ranked (a rotation's corners hold no part of the source): the lowest 25% of them,
+    and the mean is over every selected pixel of the batch (the same value as without a
+    mask when every pixel is valid).
+    """
     n, _, h, w = cams.shape
     k = max(1, h * w // 4)
-    low = torch.topk(cams.amax(dim=1).flatten(1), k, dim=-1, largest=False).values
-    return F.relu(low).sum() / (k * n)
+    top = cams.amax(dim=1).flatten(1)  # [N, hw]
+    if pixel_mask is None:
+        low = torch.topk(top, k, dim=-1, largest=False).values
+        return F.relu(low).sum() / (k * n)
+    valid = pixel_mask.reshape(n, -1)
+    count = valid.sum(dim=1)
+    per_image = torch.where(count > 0, (count // 4).clamp_min(1), 0)  # [N]
+    low = torch.topk(top.masked_fill(~valid, float("inf")), k, dim=-1, largest=False).values
+    keep = torch.arange(k, device=cams.device) < per_image[:, None]  # [N, k]
+    return torch.where(keep, F.relu(low), 0.0).sum() / keep.sum().clamp_min(1)
 
 
 def max_onehot(cams: Tensor) -> Tensor:
@@ -61,16 +75,18 @@ def seam_losses(logits_s: Tensor, rv_s: Tensor, logits_t: Tensor, rv_t: Tensor,
     source and the target; ``size_s``/``size_t`` the two images' (H, W). ``align`` maps
     source maps onto the target image's grid (A with output ``size_t``); ER and ECR compare
     there, the target's maps upsampled to it. Min-pooling sees each view's PCM CAM at its
-    image size. ``pixel_mask`` ``[N, *size_t]`` marks valid target pixels, and ``map_mask``
-    ``[N, h, w]`` the same on the target's map grid: its CAMs are min-max normalised over
-    those pixels only (a rotation's corners hold no part of the source).
+    image size. ``pixel_mask`` ``[N, *size_t]`` marks valid target pixels (ER, ECR and the
+    target's min-pooling see only them), and ``map_mask`` ``[N, h, w]`` the same on the
+    target's map grid: its CAMs are min-max normalised over those pixels only (a
+    rotation's corners hold no part of the source).
     """
     labels = image_labels.to(torch.float32)[:, :, None, None]
     labels_bg = F.pad(labels, (0, 0, 0, 0, 1, 0), value=1.0)  # background always present
     n = logits_s.shape[0]
     rv_s, rv_t = rv_s.float(), rv_t.float()
     rvmin = 0.5 * (adaptive_min_pooling_loss(_resize(rv_s, size_s)[:, 1:] * labels)
-                   + adaptive_min_pooling_loss(_resize(rv_t, size_t)[:, 1:] * labels))
+                   + adaptive_min_pooling_loss(_resize(rv_t, size_t)[:, 1:] * labels,
+                                               pixel_mask))
     cam_s = align(normalize_cams(logits_s.float(), validate=False)) * labels
     cam_t = _resize(normalize_cams(logits_t.float(), pixel_mask=map_mask, validate=False),
                     size_t) * labels

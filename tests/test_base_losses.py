@@ -16,6 +16,28 @@ def test_adaptive_min_pooling_hand_example():
     assert adaptive_min_pooling_loss(cams).item() == 0.5
 
 
+def test_adaptive_min_pooling_ranks_only_valid_pixels():
+    g = torch.Generator().manual_seed(1)
+    cams = torch.randn(3, 2, 4, 6, generator=g, dtype=torch.float64).requires_grad_(True)
+    plain = adaptive_min_pooling_loss(cams)
+    plain_grad, = torch.autograd.grad(plain, cams)
+    every = torch.ones(3, 4, 6, dtype=torch.bool)
+    masked = adaptive_min_pooling_loss(cams, every)  # all valid: the very same numbers
+    assert torch.equal(masked, plain)
+    assert torch.equal(torch.autograd.grad(masked, cams)[0], plain_grad)
+    mask = torch.rand(3, 4, 6, generator=g) > 0.4
+    mask[1] = False  # an image without a valid pixel adds nothing
+    mask[2, 0, :3] = True
+    top = cams.detach().amax(dim=1)
+    selected = []
+    for i in range(3):  # loop reference: the lowest quarter of each image's valid pixels
+        values = sorted(float(v) for v in top[i][mask[i]])
+        selected += values[:max(1, len(values) // 4)] if values else []
+    want = sum(max(v, 0.0) for v in selected) / len(selected)
+    torch.testing.assert_close(adaptive_min_pooling_loss(cams, mask).item(), want)
+    assert adaptive_min_pooling_loss(cams, torch.zeros_like(mask)).item() == 0.0  # nothing
+
+
 def test_max_onehot_keeps_background_and_the_top_class():
     x = torch.tensor([[[[0.25]], [[0.5]], [[0.75]], [[0.75]]]])  # bg, three fg with a tie
     assert max_onehot(x).flatten().tolist() == [0.25, 0.0, 0.75, 0.75]
@@ -66,14 +88,15 @@ def _loop_seam(logits_s, rv_s, logits_t, rv_t, labels, mask, fraction=0.2):
         return [[[norm[i, j].flatten()[p] * present[i][j] for p in range(h * w)]
                  for j in range(c)] for i in range(n)]
 
-    def rvmin(rv):
-        total = 0.0
+    def rvmin(rv, over=None):  # the lowest quarter of each image's valid pixels
+        total, selected = 0.0, 0
         for i in range(n):
             top = [max(rv[i, 1 + j].flatten()[p] * present[i][j] for j in range(c))
-                   for p in range(h * w)]
-            low = sorted(top, key=float)[:max(1, h * w // 4)]
+                   for p in range(h * w) if over is None or valid[i][p]]
+            low = sorted(top, key=float)[:max(1, len(top) // 4)]
             total = total + sum(max(v, torch.zeros(())) for v in low)
-        return total / (max(1, h * w // 4) * n)
+            selected += len(low)
+        return total / selected
 
     cam_s, cam_t = masked_cam(logits_s), masked_cam(logits_t, mask)  # T's corners left out
     diffs = [abs(cam_s[i][j][p] - cam_t[i][j][p]) for i in range(n) for j in range(c)
@@ -98,7 +121,7 @@ def _loop_seam(logits_s, rv_s, logits_t, rv_t, labels, mask, fraction=0.2):
         return total / n
 
     return {"er": er, "ecr": ecr(cam_t, rv_s) + ecr(cam_s, rv_t, mask),
-            "rvmin": 0.5 * (rvmin(rv_s) + rvmin(rv_t))}
+            "rvmin": 0.5 * (rvmin(rv_s) + rvmin(rv_t, mask))}
 
 
 def test_seam_losses_match_loops_with_and_without_a_pixel_mask():
@@ -113,6 +136,8 @@ def test_seam_losses_match_loops_with_and_without_a_pixel_mask():
     mask[:, 0, 0] = False
     logits_t[:, :, 0, 0] = 10.0  # an extreme CAM where the target holds no part of S
     rv_t[:, :, 0, 0] = 10.0
+    mask[:, 0, 1] = False
+    rv_t[:, :, 0, 1] = -1.0  # a corner that min-pooling would pick first
     for pixel_mask in (None, mask):
         got = seam_losses(logits_s, rv_s, logits_t, rv_t, labels, align=lambda m: m,
                           size_s=(4, 4), size_t=(4, 4), pixel_mask=pixel_mask,

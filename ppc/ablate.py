@@ -323,7 +323,7 @@ def replication_table(family: str, rows: list[str], reference, *, with_base: str
         raise ValueError(f"rows {missing} are not rows of family {family!r}: "
                          f"{[r.name for r in FAMILIES[family]]}")
     sets = [{row: (base, values) for row, base, values in _paired_differences(
-        collect(family, results=results, rows=chosen, with_base=with_base), reference)}
+        collect(family, results=results, with_base=with_base), reference)}
         for results in (stored, rerun)]
     out = []
     for row in (r.name for r in chosen):

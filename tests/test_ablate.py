@@ -179,6 +179,14 @@ def test_replication_table_sets_two_machines_side_by_side(tmp_path):
     only_stored = ablate.replication_table("top_k", ["K = 16"], "seam: base",
                                            with_base="seam: base", stored=stored, rerun=rerun)
     assert only_stored.empty  # a row without runs on both sides is left out
+    # a reference in the family itself, not among the rows asked for
+    for seed, (k8, k16) in enumerate([(0.22, 0.23), (0.31, 0.33)]):
+        write(stored, "top_k", "k-16", seed, k16)
+        write(rerun, "top_k", "k-16", seed, k8 - 0.01)
+    within = ablate.replication_table("top_k", ["K = 16"], "K = 8", stored=stored,
+                                      rerun=rerun).set_index("row")
+    assert within.loc["K = 16", "stored: per seed"] == "+1.0, +2.0"
+    assert within.loc["K = 16", "every seed"] == "no"  # above, then below, K = 8
     with pytest.raises(ValueError, match="K = 7"):
         ablate.replication_table("top_k", ["K = 7"], "seam: base", stored=stored, rerun=rerun)
 

@@ -312,33 +312,37 @@ def replication_table(family: str, rows: list[str], reference, *, with_base: str
     ``stored`` runs and their ``rerun`` (e.g. on another machine, whose math libraries
     round differently).
 
-    ``rows``: names of rows of ``family`` (only those rerun are shown); ``reference`` and
-    ``with_base`` as in :func:`paired_table` and :func:`collect`. Column ``every seed``:
-    ``"above"`` (``"below"``) where the row is above (below) its reference in every seed
-    of both sets, else ``"no"``.
+    ``rows``: names of rows of ``family`` (only those run in both sets are shown);
+    ``reference`` as in :func:`paired_table`, or a list of row names (one line per row and
+    reference); ``with_base`` as in :func:`collect`. Column ``every seed``: ``"above"``
+    (``"below"``) where the row is above (below) its reference in every seed of both
+    sets, else ``"no"``.
     """
-    chosen = [r for r in FAMILIES[family] if r.name in rows]
-    missing = sorted(set(rows) - {r.name for r in chosen})
+    chosen = [r.name for r in FAMILIES[family] if r.name in rows]
+    missing = sorted(set(rows) - set(chosen))
     if missing:
         raise ValueError(f"rows {missing} are not rows of family {family!r}: "
                          f"{[r.name for r in FAMILIES[family]]}")
-    sets = [{row: (base, values) for row, base, values in _paired_differences(
-        collect(family, results=results, with_base=with_base), reference)}
-        for results in (stored, rerun)]
+    references = reference if isinstance(reference, (list, tuple)) else [reference]
+    frames = [collect(family, results=results, with_base=with_base)
+              for results in (stored, rerun)]
     out = []
-    for row in (r.name for r in chosen):
-        if row not in sets[0] or row not in sets[1]:
-            continue
-        both = sets[0][row][1] + sets[1][row][1]
-        direction = ("above" if all(v > 0 for v in both) else
-                     "below" if all(v < 0 for v in both) else "no")
-        line = {"row": row, "against": sets[0][row][0]}
-        for label, found in zip(labels, sets, strict=True):
-            described = _describe(found[row][1])
-            line[f"{label}: difference"] = described["mIoU difference (points)"]
-            line[f"{label}: per seed"] = described["per seed"]
-        line["every seed"] = direction
-        out.append(line)
+    for ref in references:
+        sets = [{row: (base, values) for row, base, values in _paired_differences(frame, ref)}
+                for frame in frames]
+        for row in chosen:
+            if row not in sets[0] or row not in sets[1]:
+                continue
+            both = sets[0][row][1] + sets[1][row][1]
+            direction = ("above" if all(v > 0 for v in both) else
+                         "below" if all(v < 0 for v in both) else "no")
+            line = {"row": row, "against": sets[0][row][0]}
+            for label, found in zip(labels, sets, strict=True):
+                described = _describe(found[row][1])
+                line[f"{label}: difference"] = described["mIoU difference (points)"]
+                line[f"{label}: per seed"] = described["per seed"]
+            line["every seed"] = direction
+            out.append(line)
     columns = ["row", "against", *(f"{label}: {what}" for label in labels
                                    for what in ("difference", "per seed")), "every seed"]
     return pd.DataFrame(out, columns=columns)

@@ -187,6 +187,10 @@ def test_replication_table_sets_two_machines_side_by_side(tmp_path):
                                       rerun=rerun).set_index("row")
     assert within.loc["K = 16", "stored: per seed"] == "+1.0, +2.0"
     assert within.loc["K = 16", "every seed"] == "no"  # above, then below, K = 8
+    two = ablate.replication_table("top_k", ["K = 16"], ["seam: base", "K = 8"],
+                                   with_base="seam: base", stored=stored, rerun=rerun)
+    assert two["against"].tolist() == ["seam: base", "K = 8"]  # one line per reference
+    assert two.iloc[1].equals(within.reset_index().iloc[0])
     with pytest.raises(ValueError, match="K = 7"):
         ablate.replication_table("top_k", ["K = 7"], "seam: base", stored=stored, rerun=rerun)
 

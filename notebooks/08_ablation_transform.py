@@ -132,7 +132,7 @@ both = frame.merge(replica, on=["row", "seed"], suffixes=(" (stored)", " (2 Dec 
 both.pivot(index="row", columns="seed", values=["miou (stored)", "miou (2 Dec VM)"]).round(1)
 
 # %%
-ablate.paired_table(replica, "seam: base")
+ablate.replication_table(family, ["flip", "rotate 90"], "seam: base", with_base="seam: base")
 
 # %% [markdown]
 # **The reading holds on the second machine.** Both full-size rows are above SEAM in every

@@ -71,6 +71,7 @@ plt.show()
 #   3) and 0.5 is -0.6 ± 6.3 (2 of 3).
 # * **tau = 0.2 is above the paper's 0.1 in every seed** (+4.0 ± 3.6; +7.9, +0.7,
 #   +3.5), a gain just larger than its spread; 0.05 and 0.5 are not separable from 0.1.
+#   Rerun on a second machine, it is not (below).
 # * **What the earlier runs said and these do not:** that the paper's 0.1 is the best of
 #   the four and the only value above SEAM in every seed (+4.0), with every other value
 #   below it. The rerun turns that around for 0.2. The paper fixes tau = 0.1 without a
@@ -85,3 +86,24 @@ plt.show()
 # * These runs are scored on the train split, where the paper also scores its seeds;
 #   they report the effect of tau, they were not used to choose it (the recipe keeps the
 #   paper's value; a choice would be made on the synthetic validation split).
+
+# %% [markdown]
+# ## The tau = 0.2 reading on a second machine
+#
+# The stored runs are reproducible only on the machine that made them
+# ({doc}`06_ablation_components`). So tau = 0.2 and the paper's 0.1 (the full PPC row)
+# were rerun with their stored configurations, 3 seeds each, on the 2 December 2026 VM
+# (2-core CPU with AVX-512, same torch and code), into `results/replication/`, beside
+# the SEAM reruns of chapter 8. `every seed` says whether the row is above (below) its
+# reference in all six seeds, on both machines.
+
+# %%
+ablate.replication_table(family, ["tau = 0.2"], ["tau = 0.1", "seam: base"],
+                         with_base="seam: base")
+
+# %% [markdown]
+# **The reading does not hold there.** Against the paper's 0.1, tau = 0.2 is +2.4 ± 7.2
+# on the second machine (+9.5, -4.9, +2.6), where the stored runs had +4.0 ± 3.6 in
+# every seed; against SEAM it is again above in 2 of 3 seeds (+2.8 ± 6.2). The mean is
+# positive on both machines, but one seed in six goes the other way by about 5 points:
+# these runs do not separate tau = 0.2 from the paper's 0.1.

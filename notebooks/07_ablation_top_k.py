@@ -63,12 +63,13 @@ plt.show()
 # %% [markdown]
 # ## What these runs say (3 seeds per row)
 #
-# * **Only K = 8 is above SEAM in every seed** (+2.4 ± 1.1; per seed +1.3, +2.5, +3.5).
+# * **Only K = 8 is above SEAM in every seed** (+2.4 ± 1.1; per seed +1.3, +2.5, +3.5),
+#   and it is again on a second machine (below).
 #   K = 16 (+2.6 ± 3.8) and K = 128 (+1.8 ± 3.1) are above in 2 of 3 seeds, and the
 #   paper's K = 32 (the full PPC row of chapter 6) in 2 of 3, by -0.4 ± 2.3 on average.
 #   Their spreads overlap; these runs do not rank K = 8, 16, 32 and 128.
 # * **K = 64 is below SEAM in every seed**, but only just (-1.4 ± 1.2; -2.5, -1.6,
-#   -0.1), and K = 128 is not: so no trend with K shows beyond K = 32. (A class covers
+#   -0.1; not on a second machine, below), and K = 128 is not: so no trend with K shows beyond K = 32. (A class covers
 #   about 50 of a view's 2,048 pixels, 8 objects of about 9% of an image in a batch of
 #   32, so K = 64 and 128 must take pixels outside the class; here that does not
 #   measurably hurt.)
@@ -88,3 +89,34 @@ plt.show()
 #   pixels, at 18% precision (SEAM's seed 0, at 0.18: 21%, 28% and 17%). Its mIoU, 17.9,
 #   is the page's lowest, and its curve is shallow there (15.1 at 0.60, 17.9 at 0.83,
 #   16.9 at 0.90): a seed set this poor has no clear best threshold.
+
+# %% [markdown]
+# ## The readings on a second machine
+#
+# The stored runs are reproducible only on the machine that made them
+# ({doc}`06_ablation_components`). So K = 8, K = 32 (the full PPC row) and K = 64 were
+# rerun with their stored configurations, 3 seeds each, on the 2 December 2026 VM
+# (2-core CPU with AVX-512, same torch and code), into `results/replication/`, beside
+# the SEAM reruns of chapter 8. `every seed` says whether the row is above (below) SEAM
+# in all six seeds, on both machines.
+
+# %%
+ablate.replication_table(family, ["K = 8", "K = 32", "K = 64"], "seam: base",
+                         with_base="seam: base")
+
+# %%
+replica = ablate.collect(family, results=ablate.REPLICATION, with_base="seam: base")
+replica[["row", "seed", "miou", "threshold"]].round(2)
+
+# %% [markdown]
+# * **K = 8 above SEAM holds**: +3.8 ± 2.8 on the second machine (+2.0, +2.4, +7.0),
+#   six seeds of six above on the two machines, the only row of this page that is. Its
+#   seeds again mark less background than SEAM's (15.8% against 24.5% there; stored:
+#   17.4% against 21.9%) at a higher precision (25.5% against 18.7%; stored: 23.5%
+#   against 19.8%).
+# * **K = 64 below SEAM does not hold**: -0.1 ± 5.0 (-5.4, +0.5, +4.4). Its seed 0 again
+#   picks an unusually high best threshold (0.71; stored: 0.83; every other rerun of the
+#   page picks 0.05 to 0.22), so that oddity of K = 64 seed 0 repeats on both machines
+#   while its mIoU moved.
+# * K = 32, the paper's value, stays level with SEAM on average (+0.4 ± 6.0, from -5.9 to
+#   +5.9 per seed).

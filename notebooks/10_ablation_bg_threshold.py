@@ -73,7 +73,7 @@ plt.show()
 #   3) and 0.4 is -5.5 ± 3.0 (below in 3 of 3). Against SEAM, 0.1 is the only row of
 #   this page above in every seed by more than its spread (+4.4 ± 1.8), one of the few
 #   settings of the book that beat the base consistently; 0.4 is below SEAM in every seed
-#   (-5.9 ± 5.3).
+#   (-5.9 ± 5.3). On a second machine only the last reading holds (below).
 # * The earlier runs read the same, with larger effects (0.1: +7.2 over SEAM; 0.4: -10.0
 #   against 0.2).
 # * **Where it comes from**: with a lower score more pixels get a class as pseudo label
@@ -84,3 +84,34 @@ plt.show()
 # * The paper does not sweep this score. These runs are on the train split, which the
 #   book reports on; they are not a reason to change the recipe's 0.2. A choice would
 #   be made on the synthetic validation split, then reported here.
+
+# %% [markdown]
+# ## The readings on a second machine
+#
+# The stored runs are reproducible only on the machine that made them
+# ({doc}`06_ablation_components`). So the rows 0.1 and 0.4, and the official 0.2 (the
+# full PPC row), were rerun with their stored configurations, 3 seeds each, on the
+# 2 December 2026 VM (2-core CPU with AVX-512, same torch and code), into
+# `results/replication/`, beside the SEAM reruns of chapter 8. `every seed` says whether
+# the row is above (below) its reference in all six seeds, on both machines.
+
+# %%
+rerun_rows = ["pseudo-label background = 0.1", "pseudo-label background = 0.4"]
+ablate.replication_table(family, rerun_rows, ["seam: base", "pseudo-label background = 0.2"],
+                         with_base="seam: base")
+
+# %%
+replica = ablate.collect(family, results=ablate.REPLICATION, with_base="seam: base")
+ablate.coverage_table(replica)
+
+# %% [markdown]
+# * **0.1 above SEAM in every seed does not hold there**: +3.0 ± 4.1 (+1.3, -0.2, +7.7),
+#   against the stored +4.4 ± 1.8; against the official 0.2 it is above in 2 of 3 seeds
+#   (+2.6 ± 4.3). The mean is positive on both machines, but one seed is level with
+#   SEAM.
+# * **0.4 below SEAM in every seed holds**: -4.8 ± 5.8 (-2.5, -11.3, -0.5), six seeds
+#   of six below on the two machines. Against 0.2 it is below in 2 of 3 seeds there.
+# * **The mechanism repeats**: body recall at 0.1, 0.2 and 0.4 is 40.6%, 33.1% and 15.8%
+#   on the second machine (stored: 46%, 33%, 17%). A lower background score labels more
+#   of each body, and a higher one less, on both machines; only the size of the gain in
+#   mIoU at 0.1 is within the noise of 3 seeds.

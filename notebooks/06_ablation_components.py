@@ -30,8 +30,8 @@
 # the math libraries (NumPy, MKL, oneDNN) pick their code paths by CPU and round
 # differently, and training amplifies that. On the 2 December VM, SEAM seed 0 gave 22.1
 # (stored 20.4; its three seeds 20.4, 27.8, 20.8) and a "rotate 90" run of chapter 8 gave
-# 36.8 (stored 45.8; seeds 45.8, 31.3, 41.8): as much as a change of seed. Chapter 8
-# reruns its headline rows there.
+# 36.8 (stored 45.8; seeds 45.8, 31.3, 41.8): as much as a change of seed. This page and
+# chapters 7 to 10 rerun the rows behind their readings there (at the end of each page).
 # They replace an earlier set, made before the loss was made faster (the same loss
 # values, gradients equal up to float rounding). That rounding-level change alone moved
 # the 36 PPC runs by 2.5 points on average, by up to 6.9, as much as a change of seed,
@@ -138,8 +138,9 @@ ablate.replication_table(family, ["cam: + intra + mining + pixel sampling (PPC)"
 #   above in all six seeds of the two machines (the table's "above"), but by +0.3, +0.2
 #   and +5.5 on the second (+2.0 ± 3.0): a mean smaller than its spread, so the sign
 #   holds and the book's rule (the same sign in every seed *and* beyond the spread) is
-#   met on one machine only. The cross-prototype term on SEAM, +1.3 ± 0.8 in every stored seed, is +1.2 ±
-#   3.2 there (-0.3, -1.0, +4.9). The means stay positive on both machines.
+#   met on one machine only. The cross-prototype term on SEAM, +1.3 ± 0.8 in every
+#   stored seed, is +1.2 ± 3.2 there (-0.3, -1.0, +4.9). The means stay positive on
+#   both machines.
 # * **Full PPC does not beat its base on either machine**: SEAM +0.4 ± 6.0 (-5.9, +1.1,
 #   +5.9), CAM -2.5 ± 7.8 (-3.1, -10.0, +5.6).
 # * **Hard pixel sampling lowering CAM + intra + mining holds**: -9.6 ± 8.0 (-1.8,

@@ -68,11 +68,11 @@ plt.show()
 #   K = 16 (+2.6 ± 3.8) and K = 128 (+1.8 ± 3.1) are above in 2 of 3 seeds, and the
 #   paper's K = 32 (the full PPC row of chapter 6) in 2 of 3, by -0.4 ± 2.3 on average.
 #   Their spreads overlap; these runs do not rank K = 8, 16, 32 and 128.
-# * **K = 64 is below SEAM in every seed**, but only just (-1.4 ± 1.2; -2.5, -1.6,
-#   -0.1; not on a second machine, below), and K = 128 is not: so no trend with K shows beyond K = 32. (A class covers
-#   about 50 of a view's 2,048 pixels, 8 objects of about 9% of an image in a batch of
-#   32, so K = 64 and 128 must take pixels outside the class; here that does not
-#   measurably hurt.)
+# * **K = 64 is below SEAM in every seed**, but only just (-1.4 ± 1.2; -2.5, -1.6, -0.1;
+#   not on a second machine, below), and K = 128 is not: so no trend with K shows beyond
+#   K = 32. (A class covers about 50 of a view's 2,048 pixels, 8 objects of about 9% of
+#   an image in a batch of 32, so K = 64 and 128 must take pixels outside the class;
+#   here that does not measurably hurt.)
 # * **What the earlier runs said and these do not:** that K from 8 to 32 all help, by
 #   about 4 points (K = 32 was above SEAM in every seed), and that K = 64 and 128 lose
 #   the gain.

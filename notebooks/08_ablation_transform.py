@@ -87,11 +87,12 @@ plt.show()
 #   finds no consistent gain from the flip alone at 8x8, so for "flip" at least the
 #   resolution, or a target view with the source's detail, carries the gain. The paper reports
 #   rescaling; its other transformations' numbers are not at hand here.
-# * **At the same resolution, a rotation helps and a flip does not**: "scale 0.5 + rotate
-#   90" is above "scale 0.5" by 13.1 ± 1.7 and above SEAM by 12.7 ± 0.6 points, in every
-#   seed, far beyond its spread (on this machine; on a second one, not: below). "scale 0.5 + flip" (+1.0 ± 6.6 against "scale 0.5", 1 of
-#   3 seeds) and "scale 0.5 + flip + rotate 90" (+1.6 ± 4.6, 2 of 3) are not
-#   distinguishable from "scale 0.5": adding the flip to the rotation loses its gain.
+# * **At the same resolution, a rotation helps and a flip does not**: "scale 0.5 +
+#   rotate 90" is above "scale 0.5" by 13.1 ± 1.7 and above SEAM by 12.7 ± 0.6 points,
+#   in every seed, far beyond its spread (on this machine; on a second one, not: below).
+#   "scale 0.5 + flip" (+1.0 ± 6.6 against "scale 0.5", 1 of 3 seeds) and "scale 0.5 +
+#   flip + rotate 90" (+1.6 ± 4.6, 2 of 3) are not distinguishable from "scale 0.5":
+#   adding the flip to the rotation loses its gain.
 # * **What the border fix changed**: before it, adding a flip, a rotation or both to the
 #   rescaling helped "a little, in every seed" (+1.7, +3.6 and +2.4 against "scale 0.5");
 #   now the rotation's gain is 13 points in every seed and the flip's is not consistent.

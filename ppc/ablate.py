@@ -9,7 +9,9 @@ and the CAMs' offset from their objects; :func:`ppc.experiment.seed_coverage`).
 A finished run is never recomputed, so an interrupted sweep resumes where it stopped, and
 deleting one run folder recomputes only that run. A row whose configuration equals a
 finished run of another row (``K = 32`` is the full PPC row) copies that run and says so
-in ``same_run_as.txt``.
+in ``same_run_as.txt``. Runs of the same configurations made elsewhere (a rerun of a
+run's ``config.json`` on another machine, under ``results/replication/``) are read beside
+the stored ones by :func:`replication_table`.
 
     python -m ppc.ablate components --seeds 3
     python -m ppc.ablate --list

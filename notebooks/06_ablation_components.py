@@ -153,4 +153,5 @@ ablate.replication_table(family, ["cam: + intra + mining + pixel sampling (PPC)"
 #   carried by two seeds of three on both machines: a hint, not a result.
 #
 # Three seeds on one machine were not enough to call a gain of 1 to 3 points here: of the
-# page's six readings rerun, three held in all six seeds (one of them only in sign).
+# page's five "in every seed" readings, three held in all six seeds of the two machines
+# (one of them only in sign).

@@ -17,7 +17,10 @@ projections of both views) of
   (mining); ``loop / kernels`` ("bound") is the largest speed-up an implementation built
   on these kernels could reach;
 * ``compiled`` (with ``--compile``): the same module through ``torch.compile``, timed
-  after its first passes (which compile it).
+  after its first passes (which compile it);
+* ``floor``: ``vectorised`` on 2x2 maps (K = 1), the same operator calls with almost no
+  arithmetic: what the calls cost in themselves (Python, dispatch, kernel launches), paid
+  at every map size.
 
 Both run on identical random inputs: N=8 images, C=20 foreground classes (21 with the
 background), D=128 embedding channels, at 16x16 maps ("paper scale", K=32 pixels per
@@ -342,6 +345,23 @@ def kernels_only(module: ppc.PixelToPrototypeContrast, inputs: tuple[Tensor, ...
     return kernels
 
 
+def overhead_floor(device: torch.device, repeats: int, warmup: int) -> float:
+    """Median ms of a forward + backward pass of the vectorised loss on 2x2 maps (K = 1):
+    the same operator calls as at any map size with almost no arithmetic, i.e. what its
+    calls cost in themselves (Python, dispatch and, on CUDA, kernel launches)."""
+    inputs = make_inputs(2, device)
+    module = ppc.PixelToPrototypeContrast(ppc.PPCConfig(top_k=1, validate=False))
+    generator = torch.Generator(device=device).manual_seed(0)
+
+    def vectorised(*args):
+        return module(*args, generator=generator)
+
+    for _ in range(max(warmup, 3)):
+        timed_pass(vectorised, inputs, device)
+    return 1e3 * statistics.median(timed_pass(vectorised, inputs, device)
+                                   for _ in range(max(repeats, 5)))
+
+
 def speed_up(slow_ms: float, fast_ms: float) -> str:
     return f"{slow_ms / fast_ms:>7.1f}x" if fast_ms > 0 else f"{'inf':>7}x"
 
@@ -447,6 +467,11 @@ def main(argv=None) -> None:
     print("kernels: only the logit matmuls (forward + backward) and the mining sort of both")
     print("views; bound = loop / kernels, the largest speed-up an implementation built on")
     print("these kernels can reach")
+    for device in devices:
+        floor = overhead_floor(device, args.repeats, args.warmup)
+        print(f"floor ({device.type}): the vectorised loss on 2x2 maps, {floor:.2f} ms: the cost "
+              "of its operator calls")
+        print("    alone, paid at every map size on top of the arithmetic")
     print()
 
     print("Sanity check, same inputs (not bit-identical: random draws and the background")

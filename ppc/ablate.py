@@ -314,7 +314,8 @@ def replication_table(family: str, rows: list[str], reference, *, with_base: str
     ``stored`` runs and their ``rerun`` (e.g. on another machine, whose math libraries
     round differently).
 
-    ``rows``: names of rows of ``family`` (only those run in both sets are shown);
+    ``rows``: names of rows of ``family`` (shown where both sets hold a seed run for the
+    row and its reference);
     ``reference`` as in :func:`paired_table`, or a list of row names (one line per row and
     reference); ``with_base`` as in :func:`collect`. Column ``every seed``: ``"above"``
     (``"below"``) where the row is above (below) its reference in every seed of both
@@ -333,8 +334,8 @@ def replication_table(family: str, rows: list[str], reference, *, with_base: str
         sets = [{row: (base, values) for row, base, values in _paired_differences(frame, ref)}
                 for frame in frames]
         for row in chosen:
-            if row not in sets[0] or row not in sets[1]:
-                continue
+            if not (sets[0].get(row, (None, []))[1] and sets[1].get(row, (None, []))[1]):
+                continue  # no seed run for both the row and its reference in a set
             both = sets[0][row][1] + sets[1][row][1]
             direction = ("above" if all(v > 0 for v in both) else
                          "below" if all(v < 0 for v in both) else "no")

@@ -179,6 +179,10 @@ def test_replication_table_sets_two_machines_side_by_side(tmp_path):
     only_stored = ablate.replication_table("top_k", ["K = 16"], "seam: base",
                                            with_base="seam: base", stored=stored, rerun=rerun)
     assert only_stored.empty  # a row without runs on both sides is left out
+    write(rerun, "top_k", "k-128", 5, 0.3)  # rerun, but not with a seed SEAM has there
+    write(stored, "top_k", "k-128", 0, 0.3)
+    assert ablate.replication_table("top_k", ["K = 128"], "seam: base", with_base="seam: base",
+                                    stored=stored, rerun=rerun).empty
     # a reference in the family itself, not among the rows asked for
     for seed, (k8, k16) in enumerate([(0.22, 0.23), (0.31, 0.33)]):
         write(stored, "top_k", "k-16", seed, k16)

@@ -73,6 +73,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import ppc  # noqa: E402
 from ppc.contrast import logit_maps  # noqa: E402
+from ppc.machine import cpu_name  # noqa: E402
 
 # Paper-scale problem (VOC: 20 foreground classes, 21 with the background).
 BATCH = 8
@@ -236,17 +237,6 @@ def make_inputs(size: int, device: torch.device, seed: int = 0) -> tuple[Tensor,
     proj_s = proj_s.to(device).requires_grad_(True)
     proj_t = proj_t.to(device).requires_grad_(True)
     return proj_s, cams_s.to(device), proj_t, cams_t.to(device), image_labels.to(device)
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def device_name(device: torch.device) -> str:

@@ -88,6 +88,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from ppc import views  # noqa: E402
 from ppc.config import RunConfig  # noqa: E402
 from ppc.loss import PixelToPrototypeContrast  # noqa: E402
+from ppc.machine import cpu_name  # noqa: E402
 from ppc.models.net import WSSSNet  # noqa: E402
 from ppc.train import (  # noqa: E402
     StepContext,
@@ -96,9 +97,6 @@ from ppc.train import (  # noqa: E402
     make_optimizer,
     training_losses,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_loss import cpu_name  # noqa: E402  (the same CPU description in both reports)
 
 SEED = 0
 NUM_BATCHES = 4  # distinct random batches, cycled through

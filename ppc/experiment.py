@@ -29,6 +29,7 @@ from .evaluate import (
     region_coverage,
 )
 from .infer import infer
+from .machine import describe_machine
 from .train import (
     build_dataset,
     load_trained,
@@ -146,7 +147,9 @@ def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dic
                     "evaluate": round(time.perf_counter() - inferred, 1)},
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "threads": torch.get_num_threads(),
-        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+        "machine": describe_machine(device),
+        "versions": {"torch": torch.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
         "git": _git_sha(),
     })
     if digest is not None:

@@ -193,4 +193,4 @@ def test_training_steps_on_cuda_with_amp_and_channels_last(tmp_path, base, use_p
 def test_whole_run_on_cuda(tmp_path):
     summary = run(tiny(tmp_path, base="seam", use_ppc=True, device="cuda"), progress=False)
     assert 0.0 <= summary["best_miou"] <= 1.0
-    assert summary["device"] == torch.cuda.get_device_name(0)
+    assert summary["device"] == summary["machine"]["gpu"] == torch.cuda.get_device_name(0)

@@ -15,6 +15,7 @@ from ppc.data import DatasetLayoutError, SyntheticConfig, write_voc
 from ppc.evaluate import load_cam_npz
 from ppc.experiment import run
 from ppc.loss import PixelToPrototypeContrast
+from ppc.machine import cpu_name
 from ppc.views import ViewConfig
 from ppc.train import StepContext, build_model, train, training_losses
 from sync_check import FailOnSync
@@ -160,6 +161,10 @@ def test_run_writes_seeds_curve_and_summary(tmp_path):
     assert set(np.unique(np.array(png))) <= {0, *(int(k) + 1 for k in keys)}
     assert (out / "curve.csv").read_text().startswith("threshold,miou")
     assert len((out / "per_image.csv").read_text().splitlines()) == 9
+    # the machine that made it: reruns reproduce bit for bit only on a CPU like it
+    machine = summary["machine"]
+    assert machine["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert machine["cpu"] == cpu_name() and machine["cpu"] and "gpu" not in machine
     again = run(tiny(tmp_path, use_ppc=True), progress=False)  # reused, not recomputed
     assert again == summary
 

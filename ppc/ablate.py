@@ -315,7 +315,8 @@ def replication_table(family: str, rows: list[str], reference, *, with_base: str
     round differently).
 
     ``rows``: names of rows of ``family`` (shown where both sets hold a seed run for the
-    row and its reference);
+    row and its reference); only seeds run in both sets count (a set may hold more: read
+    those with :func:`paired_table`);
     ``reference`` as in :func:`paired_table`, or a list of row names (one line per row and
     reference); ``with_base`` as in :func:`collect`. Column ``every seed``: ``"above"``
     (``"below"``) where the row is above (below) its reference in every seed of both
@@ -329,6 +330,8 @@ def replication_table(family: str, rows: list[str], reference, *, with_base: str
     references = reference if isinstance(reference, (list, tuple)) else [reference]
     frames = [collect(family, results=results, with_base=with_base)
               for results in (stored, rerun)]
+    common = set(frames[0]["seed"]) & set(frames[1]["seed"])
+    frames = [frame[frame["seed"].isin(common)] for frame in frames]
     out = []
     for ref in references:
         sets = [{row: (base, values) for row, base, values in _paired_differences(frame, ref)}

@@ -70,7 +70,7 @@ def test_sweep_stores_runs_reuses_them_and_recomputes_only_a_deleted_one(tmp_pat
     assert not (second / "same_run_as.txt").exists()  # a copy is never the source
     assert again["miou"].tolist() == frame["miou"].tolist()  # deterministic
     table = ablate.table(again)
-    assert list(table.columns) == ["row", "ours: mIoU (synthetic train)", "seeds",
+    assert list(table.columns) == ["row", "ours: mIoU (synthetic train)", "median", "seeds",
                                    "paper: VOC train seeds"]
 
 
@@ -112,6 +112,19 @@ def test_rows_that_repeat_the_full_ppc_row_are_recognised():
     assert same == ["seam: + intra + mining + pixel sampling (PPC)", "K = 32", "scale 0.5",
                     "tau = 0.1", "pseudo-label background = 0.2"]
     assert _config(FAMILIES["components"][0]).identity() != full.identity()
+
+
+def test_table_gives_mean_std_and_the_median_the_paper_reports():
+    import pandas as pd
+
+    frame = pd.DataFrame({"order": [0, 0, 0, 1, 1], "row": ["a"] * 3 + ["b"] * 2,
+                          "seed": [0, 1, 2, 0, 1], "miou": [20.0, 30.0, 22.0, 10.0, 13.0],
+                          "paper": ["61.5"] * 3 + ["n/a"] * 2})
+    table = ablate.table(frame).set_index("row")
+    assert table.loc["a", "ours: mIoU (synthetic train)"] == "24.0 ± 5.3"
+    assert table.loc["a", "median"] == "22.0" and table.loc["a", "seeds"] == 3
+    assert table.loc["b", "median"] == "11.5"  # of an even count: the middle two's mean
+    assert table.loc["a", "paper: VOC train seeds"] == "61.5"
 
 
 def test_paired_table_differences_seed_by_seed():

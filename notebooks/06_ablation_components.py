@@ -94,7 +94,8 @@ plt.show()
 #   cross-prototype term adds a little on SEAM (+1.3 ± 0.8, 3 of 3) and nothing clear on
 #   CAM (2 of 3). Together they help CAM (+2.8, 3 of 3) but not SEAM (1 of 3, spread
 #   5.7). The paper's direction for the cross-view terms, but not additive here. On a
-#   second machine neither "in every seed" reading of this bullet holds (below).
+#   second machine two of this bullet's four "in every seed" readings hold, one of them
+#   only in sign (below).
 # * **The intra-view term splits by base.** On SEAM, without refinements or with
 #   prototype mining, it is below the base in 2 of 3 seeds. On CAM it is the largest
 #   effect of the page (+8.0 and +8.2), but carried by one or two seeds (per seed +0.4,
@@ -148,9 +149,9 @@ ablate.replication_table(family, ["cam: + intra + mining + pixel sampling (PPC)"
 #   +5.9), CAM -2.5 ± 7.8 (-3.1, -10.0, +5.6).
 # * **Hard pixel sampling lowering CAM + intra + mining holds**: -9.6 ± 8.0 (-1.8,
 #   -17.8, -9.1), six seeds of six below on the two machines.
-# * **The CAM + intra + mining rows are the most stable of the page**: against the CAM
-#   base +7.1 ± 8.1 per seed -1.3, +7.8, +14.7 (stored: -0.4, +7.8, +17.3). Still
-#   carried by two seeds of three on both machines: a hint, not a result.
+# * **The CAM + intra + mining row repeats seed by seed more closely than any other**:
+#   against the CAM base +7.1 ± 8.1, per seed -1.3, +7.8, +14.7 (stored: -0.4, +7.8,
+#   +17.3). Still carried by two seeds of three on both machines: a hint, not a result.
 #
 # Three seeds on one machine were not enough to call a gain of 1 to 3 points here: of the
 # page's five "in every seed" readings, three held in all six seeds of the two machines

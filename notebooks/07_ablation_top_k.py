@@ -105,7 +105,9 @@ ablate.replication_table(family, ["K = 8", "K = 32", "K = 64"], "seam: base",
                          with_base="seam: base")
 
 # %%
-replica = ablate.collect(family, results=ablate.REPLICATION, with_base="seam: base")
+# the seeds rerun for this page (SEAM has three more there: chapter 6)
+replica = ablate.collect(family, results=ablate.REPLICATION, with_base="seam: base",
+                         seeds=range(3))
 replica[["row", "seed", "miou", "threshold"]].round(2)
 
 # %% [markdown]

@@ -218,26 +218,30 @@ COVERAGE = ("part_recall", "body_recall", "precision", "background_false_positiv
 
 
 def collect(family: str, *, results: Path = RESULTS, rows: list[Row] | None = None,
-            with_base: str | None = None) -> pd.DataFrame:
+            with_base: str | None = None, seeds=None) -> pd.DataFrame:
     """One line per stored run of ``family``: row, seed, mIoU (%), threshold, paper, and
     the seed coverage (:data:`COVERAGE`). ``with_base``: a row of the ``components``
-    family (e.g. ``"seam: base"``) whose runs are put first, as the no-PPC reference."""
+    family (e.g. ``"seam: base"``) whose runs are put first, as the no-PPC reference.
+    ``seeds``: only the runs of these seeds (default: every stored seed)."""
     rows = rows if rows is not None else FAMILIES[family]
     if with_base is not None:
         base = [r for r in FAMILIES["components"] if r.name == with_base]
         if not base:
             raise ValueError(f"with_base={with_base!r} is not a row of the components "
                              f"family: {[r.name for r in FAMILIES['components']]}")
-        first = collect("components", results=results, rows=base)
-        rest = collect(family, results=results, rows=rows)
+        first = collect("components", results=results, rows=base, seeds=seeds)
+        rest = collect(family, results=results, rows=rows, seeds=seeds)
         return pd.concat([first, rest.assign(order=rest["order"] + 1)], ignore_index=True)
     records = []
     for order, row in enumerate(rows):
         for path in sorted((Path(results) / family / row.slug).glob("seed*/summary.json")):
+            seed = int(path.parent.name[4:])
+            if seeds is not None and seed not in seeds:
+                continue
             summary = json.loads(path.read_text())
             coverage_path = path.parent / "coverage.json"
             coverage = json.loads(coverage_path.read_text()) if coverage_path.exists() else {}
-            records.append({"order": order, "row": row.name, "seed": int(path.parent.name[4:]),
+            records.append({"order": order, "row": row.name, "seed": seed,
                             "miou": 100 * summary["best_miou"],
                             "threshold": summary["best_threshold"], "paper": row.paper,
                             **{k: coverage.get(k, float("nan")) for k in COVERAGE}})

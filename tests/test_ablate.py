@@ -180,6 +180,9 @@ def test_replication_table_sets_two_machines_side_by_side(tmp_path):
     write(rerun, "top_k", "k-64", 0, 0.20)  # below in the one seed rerun
     write(rerun, "components", "seam-base", 7, 0.20)  # seeds only the rerun has: left out
     write(rerun, "top_k", "k-8", 7, 0.10)
+    assert 7 in set(ablate.collect("top_k", results=rerun, with_base="seam: base")["seed"])
+    chosen = ablate.collect("top_k", results=rerun, with_base="seam: base", seeds=range(2))
+    assert set(chosen["seed"]) == {0, 1} and "seam: base" in set(chosen["row"])
     table = ablate.replication_table(
         "top_k", ["K = 64", "K = 8"], "seam: base", with_base="seam: base",
         stored=stored, rerun=rerun, labels=("A", "B")).set_index("row")

@@ -139,7 +139,7 @@ pd.DataFrame({
 # * the seeds miss most of every object, as intended, **but part recall is not higher than
 #   body recall**: the CAMs do not single out the discriminative part, so the benchmark
 #   does not show the classic "part only" failure it was designed for;
-# * about a fifth of the background pixels are marked as some class, and most foreground
+# * about a quarter of the background pixels are marked as some class, and most foreground
 #   labels are wrong (precision): at the best threshold the seeds are *noisy* as much as
 #   *partial*;
 # * the CAMs sit **several pixels above** their objects (a horizontal offset, where a

@@ -165,8 +165,9 @@ ablate.replication_table(family, ["cam: + intra + mining + pixel sampling (PPC)"
 # add up: their runs of one seed differ as much as two seeds do. So for the page's main
 # comparisons, seeds 3, 4 and 5 were added on the second machine (the stored
 # configurations with only the seed changed, into `results/replication/components/`):
-# full PPC and both bases, the cross-view rows of the readings above, and CAM + intra +
-# prototype mining. There these rows have six seeds each, paired as above.
+# full PPC and both bases, two cross-view rows of the readings above (SEAM + cross-CAM,
+# CAM + both cross-view terms), and CAM + intra + prototype mining. There these rows
+# have six seeds each, paired as above.
 
 # %%
 six_rows = ["seam: base", "seam: + cross-CAM", "seam: + intra + mining + pixel sampling (PPC)",

@@ -38,7 +38,8 @@ from .notebooks import ROOT, execute
 RESULTS = ROOT / "results" / "ablations"
 #: the synthetic benchmark in the VOC layout, shared by every run (written once)
 VOC_ROOT = ROOT / "results" / "synthetic_voc"
-#: stored configurations rerun on a second machine (:func:`replication_table`)
+#: the runs of a second machine: stored configurations rerun (:func:`replication_table`),
+#: and more seeds and rows made there (chapter 6)
 REPLICATION = ROOT / "results" / "replication"
 
 
@@ -78,8 +79,21 @@ def _components(base: str) -> list[Row]:
     return rows
 
 
+def _sampling_parts(base: str) -> list[Row]:
+    """Hard pixel sampling taken apart (not in the paper): the class-balanced mean over
+    every pixel of each class, then over a random half, without the hard band."""
+    return [
+        Row(f"{base}: + intra + mining + class-balanced, every pixel", {"base": base, "extra": _ppc(
+            sampling_random_fraction=1.0, sampling_hard_fraction=0.0)}),
+        Row(f"{base}: + intra + mining + random half per class, no hard band", {
+            "base": base, "extra": _ppc(sampling_hard_fraction=0.0)}),
+    ]
+
+
 FAMILIES: dict[str, list[Row]] = {
-    "components": _components("seam") + _components("cam"),
+    # on CAM, hard pixel sampling's parts between intra + mining and the full method
+    "components": _components("seam") + [*_components("cam")[:-1], *_sampling_parts("cam"),
+                                         _components("cam")[-1]],
     "top_k": [Row(f"K = {k}", {"base": "seam", "extra": _ppc(top_k=k)},
                   "61.5 (K = 32)" if k == 32 else "not available")
               for k in (8, 16, 32, 64, 128)],

@@ -212,15 +212,28 @@ ablate.coverage_table(six)
 #   precise (28.3% against 21.4%) and mark less background (18.0% against 24.9%).
 # * **The cross-CAM term on SEAM** is +1.6 ± 2.8, above in 5 of 6 (one seed -1.6): a
 #   hint of a small gain, not a result.
-# * **CAM + intra + prototype mining** gives the largest mean gain of the page, +9.7 ±
-#   6.6, in 5 of 6 seeds (seed 0: -1.3). Its seeds recall more of the object bodies (49.3%
-#   against 41.5%) at a higher precision (35.5% against 21.4%).
-# * **Adding hard pixel sampling takes that gain away**: -11.0 ± 5.3 against CAM + intra
-#   + mining, below in 6 of 6 seeds (and in the 3 stored ones). So **full PPC does not
-#   beat its base**: CAM -1.2 ± 6.0 (2 of 6 seeds above), SEAM +1.8 ± 5.5 (4 of 6). The
-#   paper reports +6.1 for SEAM on VOC; here one seed of six goes beyond it (+9.0).
+# * **CAM + intra + prototype mining** (the cross-view terms, plus the intra-view term
+#   with mining) gives the largest mean gain of the page, +9.7 ± 6.6, in 5 of 6 seeds
+#   (seed 0: -1.3). Its seeds recall more of the object bodies (49.3% against 41.5%) at
+#   a higher precision (35.5% against 21.4%).
+# * **On CAM, hard pixel sampling takes that gain away, and its class balancing alone
+#   does.** Against CAM + intra + mining: the full method -11.0 ± 5.3 (below in 6 of 6
+#   seeds, and in the 3 stored ones); the class-balanced mean over every pixel, with no
+#   pixel left out, -10.5 ± 5.3 (6 of 6 below); a random half per class without the
+#   hard band, -11.3 ± 6.1 (6 of 6 below). What costs CAM its gain is averaging the loss
+#   per class before averaging over classes; which pixels are then kept changes little
+#   (-11.3 and -11.0 against -10.5). With the class balancing alone the seeds lose what
+#   intra + mining had won: body recall 35.0% against 49.3%, precision 21.7% against
+#   35.5%.
+# * **On SEAM the sampling works the other way.** SEAM + intra + mining is below SEAM
+#   (-3.3 ± 4.8, above in 2 of 6 seeds), and hard pixel sampling lifts it by +5.1 ± 6.7
+#   (5 of 6).
+# * So **full PPC does not beat its base** on either: CAM -1.2 ± 6.0 (2 of 6 seeds
+#   above), SEAM +1.8 ± 5.5 (4 of 6). The paper reports +6.1 for SEAM on VOC; here one
+#   seed of six goes beyond it (+9.0).
 #
-# On this benchmark, then, the official hard pixel sampling is what stands between the
-# contrast terms and a gain: without it, the intra-view term with mining and the
-# cross-view terms each help the CAM base. Whether that holds on VOC, where the paper
-# keeps the sampling in its full method, these runs cannot say.
+# On this benchmark, then, what the intra-view term's refinements do depends on the base:
+# on CAM the official sampling's per-class averaging cancels a gain of about ten points
+# that the rest of PPC makes; on SEAM the sampling keeps the intra-view term from
+# hurting. These runs do not say why, and whether it holds on VOC, where the paper keeps
+# the sampling in its full method, they cannot say.

@@ -60,7 +60,9 @@ def _ppc(**switches) -> dict:
     return {f"ppc__{k}": v for k, v in switches.items()}
 
 
-def _components(base: str) -> list[Row]:
+def _components(base: str, sampling_parts: bool = False) -> list[Row]:
+    """PPC's pieces added one at a time to ``base``; ``sampling_parts``: with
+    :func:`_sampling_parts` before the full method."""
     paper_base, paper_full = ("55.4", "61.5") if base == "seam" else ("n/a", "n/a")
     off = dict(cross_prototype=False, cross_cam=False, intra=False)
     rows = [
@@ -76,6 +78,8 @@ def _components(base: str) -> list[Row]:
             pixel_sampling=False)}),
         Row(f"{base}: + intra + mining + pixel sampling (PPC)", {"base": base}, paper_full),
     ]
+    if sampling_parts:
+        rows[-1:-1] = _sampling_parts(base)
     return rows
 
 
@@ -91,9 +95,7 @@ def _sampling_parts(base: str) -> list[Row]:
 
 
 FAMILIES: dict[str, list[Row]] = {
-    # on CAM, hard pixel sampling's parts between intra + mining and the full method
-    "components": _components("seam") + [*_components("cam")[:-1], *_sampling_parts("cam"),
-                                         _components("cam")[-1]],
+    "components": _components("seam") + _components("cam", sampling_parts=True),
     "top_k": [Row(f"K = {k}", {"base": "seam", "extra": _ppc(top_k=k)},
                   "61.5 (K = 32)" if k == 32 else "not available")
               for k in (8, 16, 32, 64, 128)],

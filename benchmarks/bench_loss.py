@@ -260,16 +260,24 @@ def timed_pass(fn, inputs: tuple[Tensor, ...], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def benchmark(size: int, device: torch.device, repeats: int, warmup: int,
-              compile_loss: bool = False) -> dict:
-    """Interleaved timings (medians, ms) of the implementations and their loss values."""
+def vectorised_setup(size: int, device: torch.device):
+    """(inputs, module, generator, fn) for the vectorised loss on ``size``x``size`` maps
+    with the benchmark's K = h*w//8; ``fn(*inputs)`` draws from ``generator`` (seeded 0)."""
     inputs = make_inputs(size, device)
-    module = ppc.PixelToPrototypeContrast(ppc.PPCConfig(top_k=size * size // 8, validate=False))
+    module = ppc.PixelToPrototypeContrast(
+        ppc.PPCConfig(top_k=max(1, size * size // 8), validate=False))
     generator = torch.Generator(device=device).manual_seed(0)
 
     def vectorised(*args):
         return module(*args, generator=generator)
 
+    return inputs, module, generator, vectorised
+
+
+def benchmark(size: int, device: torch.device, repeats: int, warmup: int,
+              compile_loss: bool = False) -> dict:
+    """Interleaved timings (medians, ms) of the implementations and their loss values."""
+    inputs, module, generator, vectorised = vectorised_setup(size, device)
     candidates = {"vec": vectorised, "kernels": kernels_only(module, inputs)}
     if compile_loss:
         compiled_module = torch.compile(module)
@@ -339,13 +347,7 @@ def overhead_floor(device: torch.device, repeats: int, warmup: int) -> float:
     """Median ms of a forward + backward pass of the vectorised loss on 2x2 maps (K = 1):
     the same operator calls as at any map size with almost no arithmetic, i.e. what its
     calls cost in themselves (Python, dispatch and, on CUDA, kernel launches)."""
-    inputs = make_inputs(2, device)
-    module = ppc.PixelToPrototypeContrast(ppc.PPCConfig(top_k=1, validate=False))
-    generator = torch.Generator(device=device).manual_seed(0)
-
-    def vectorised(*args):
-        return module(*args, generator=generator)
-
+    inputs, _, _, vectorised = vectorised_setup(2, device)
     for _ in range(max(warmup, 3)):
         timed_pass(vectorised, inputs, device)
     return 1e3 * statistics.median(timed_pass(vectorised, inputs, device)
@@ -358,14 +360,12 @@ def speed_up(slow_ms: float, fast_ms: float) -> str:
 
 def sync_debug_check(size: int, device: torch.device) -> str:
     """Run the vectorised loss once with host-device syncs turned into errors."""
-    inputs = make_inputs(size, device)
-    module = ppc.PixelToPrototypeContrast(ppc.PPCConfig(top_k=size * size // 8, validate=False))
-    generator = torch.Generator(device=device).manual_seed(0)
+    inputs, _, _, vectorised = vectorised_setup(size, device)
     synchronize(device)
     stage = "forward"
     torch.cuda.set_sync_debug_mode("error")
     try:
-        loss = module(*inputs, generator=generator)["total"]
+        loss = vectorised(*inputs)["total"]
         stage = "backward"
         loss.backward()
     except RuntimeError as error:

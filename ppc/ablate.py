@@ -11,7 +11,10 @@ deleting one run folder recomputes only that run. A row whose configuration equa
 finished run of another row (``K = 32`` is the full PPC row) copies that run and says so
 in ``same_run_as.txt``. Runs of the same configurations made elsewhere (a rerun of a
 run's ``config.json`` on another machine, under ``results/replication/``) are read beside
-the stored ones by :func:`replication_table`.
+the stored ones by :func:`replication_table`. Where a run folder keeps its ``model.pt``,
+:func:`weight_table` measures where the intra-view term's averagings put their weight on
+the model's pseudo labels and keeps it in ``intra_weights.json``
+(:func:`ppc.experiment.intra_weights`).
 
     python -m ppc.ablate components --seeds 3
     python -m ppc.ablate --list
@@ -280,6 +283,44 @@ def coverage_table(frame: pd.DataFrame) -> pd.DataFrame:
             line[name] = mean_std((scale * group[key].dropna()).tolist())
         out.append(line)
     return pd.DataFrame(out)
+
+
+#: short column names of :func:`weight_table` for :data:`ppc.evaluate.WEIGHT_REGIONS`
+#: (true region -> pseudo label)
+WEIGHT_COLUMNS = {
+    "background labelled background": "bg -> bg", "background labelled an object": "bg -> object",
+    "part labelled its class": "part -> its class", "part labelled background": "part -> bg",
+    "body labelled its class": "body -> its class", "body labelled background": "body -> bg",
+    "object labelled another class": "object -> other class",
+}
+
+
+def weight_table(family: str, rows: list[str], *, results: Path = RESULTS,
+                 seeds=None) -> pd.DataFrame:
+    """Where the intra-view term's averagings put their weight on each trained run's own
+    pseudo labels (:func:`ppc.experiment.intra_weights`; % of the weight, mean ± std over
+    seeds): one line per row of ``family`` named in ``rows`` and weighting. Runs with
+    neither ``intra_weights.json`` nor ``model.pt`` are left out (``seeds`` counts the
+    rest); ``seeds``: only these seeds (default: every stored seed)."""
+    from .experiment import intra_weights
+
+    unknown = sorted(set(rows) - {row.name for row in FAMILIES[family]})
+    if unknown:
+        raise ValueError(f"rows {unknown} are not rows of the {family} family")
+    out = []
+    for row in (r for r in FAMILIES[family] if r.name in rows):
+        found = []
+        for folder in sorted((Path(results) / family / row.slug).glob("seed*")):
+            if seeds is None or int(folder.name[4:]) in seeds:
+                weights = intra_weights(folder)
+                if weights is not None:
+                    found.append(weights["shares"])
+        for weighting in (found[0] if found else {}):
+            line = {"row": row.name, "weighting": weighting, "seeds": len(found)}
+            for region, name in WEIGHT_COLUMNS.items():
+                line[name] = mean_std([100 * shares[weighting][region] for shares in found])
+            out.append(line)
+    return pd.DataFrame(out, columns=["row", "weighting", "seeds", *WEIGHT_COLUMNS.values()])
 
 
 def table(frame: pd.DataFrame) -> pd.DataFrame:

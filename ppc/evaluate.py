@@ -555,7 +555,7 @@ def region_coverage(samples: Iterable) -> dict:
 
     ``samples``: ``(prediction, mask, regions)`` per image, int ``[H, W]`` each: predicted
     labels, ground-truth labels (0 background, ``c + 1``), and regions (0 background, 1
-    object body, 2 discriminative part; :data:`ppc.data.synthetic.PART`). Returns
+    object body, 2 discriminative part, as ``ppc.data.synthetic.PART``). Returns
     fractions: ``part_recall`` and ``body_recall`` (pixels of that region labelled with
     their object's class), ``background_false_positive`` (background pixels labelled with
     any class), ``precision`` (foreground-labelled pixels whose class is right) and
@@ -593,6 +593,66 @@ def region_coverage(samples: Iterable) -> dict:
             "precision": ratio(fg_right, fg_predicted),
             "background_false_positive": ratio(bg_fp, bg),
             "part_pixels": part, "body_pixels": body, "background_pixels": bg}
+
+
+#: the parts of :func:`weight_by_region`, in its order: (true region, pseudo label)
+WEIGHT_REGIONS = (
+    "background labelled background", "background labelled an object",
+    "part labelled its class", "part labelled background",
+    "body labelled its class", "body labelled background",
+    "object labelled another class",
+)
+
+
+def weight_by_region(samples: Iterable) -> dict:
+    """Where a per-pixel loss weighting puts its weight (synthetic benchmark diagnostics).
+
+    ``samples``: ``(weights, pseudo, mask, regions)`` per batch: ``weights`` ``[N, h, w]``
+    (non-negative, e.g. :func:`ppc.hard_pixel_sampling`'s), the pseudo labels ``pseudo``
+    ``[N, h, w]`` the loss used (0 background, ``c + 1``), and the ground truth ``mask`` and
+    ``regions`` ``[N, H, W]`` as in :func:`region_coverage`, at a multiple of ``h, w``
+    (each loss pixel's weight is spread evenly over the image pixels it covers). Returns
+    the share of the total weight in each of :data:`WEIGHT_REGIONS` (summing to 1; pixels
+    whose mask is ignored, 255, are left out), keyed by those names.
+    """
+    from .data.synthetic import BACKGROUND, BODY, PART
+
+    totals = torch.zeros(len(WEIGHT_REGIONS), dtype=torch.float64)
+    for index, (weights, pseudo, mask, regions) in enumerate(samples):
+        weights = _to_tensor("weights", weights).double()
+        pseudo, mask, regions = (_to_labels(name, value) for name, value in
+                                 (("pseudo", pseudo), ("mask", mask), ("regions", regions)))
+        if weights.dim() != 3 or weights.shape != pseudo.shape:
+            raise ValueError(f"batch {index}: weights {tuple(weights.shape)} and pseudo "
+                             f"{tuple(pseudo.shape)} must both be [N, h, w]")
+        if mask.shape != regions.shape or mask.dim() != 3 or mask.shape[0] != weights.shape[0]:
+            raise ValueError(f"batch {index}: mask {tuple(mask.shape)} and regions "
+                             f"{tuple(regions.shape)} must both be [N, H, W] with N = "
+                             f"{weights.shape[0]}")
+        (h, w), (big_h, big_w) = weights.shape[1:], mask.shape[1:]
+        if big_h % h or big_w % w:
+            raise ValueError(f"batch {index}: the masks' {big_h}x{big_w} must be a multiple "
+                             f"of the weights' {h}x{w}")
+        if bool((weights < 0).any()):
+            raise ValueError(f"batch {index}: weights must be non-negative")
+        scale_h, scale_w = big_h // h, big_w // w
+        spread = (weights / (scale_h * scale_w)).repeat_interleave(scale_h, 1)
+        spread = spread.repeat_interleave(scale_w, 2)
+        label = pseudo.repeat_interleave(scale_h, 1).repeat_interleave(scale_w, 2)
+        scored = mask != IGNORE_INDEX
+        on_object = (regions == PART) | (regions == BODY)
+        parts = (
+            (regions == BACKGROUND) & (label == 0),
+            (regions == BACKGROUND) & (label > 0),
+            (regions == PART) & (label == mask) & (label > 0),
+            (regions == PART) & (label == 0),
+            (regions == BODY) & (label == mask) & (label > 0),
+            (regions == BODY) & (label == 0),
+            on_object & (label > 0) & (label != mask),
+        )
+        totals += torch.stack([(spread * (part & scored)).sum() for part in parts])
+    share = totals / totals.sum() if totals.sum() > 0 else totals.fill_(float("nan"))
+    return dict(zip(WEIGHT_REGIONS, share.tolist(), strict=True))
 
 
 def centroid_offsets(samples: Iterable) -> dict:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .config import RunConfig
@@ -27,6 +28,7 @@ from .evaluate import (
     load_cam_npz,
     per_image_report,
     region_coverage,
+    weight_by_region,
 )
 from .infer import infer
 from .machine import describe_machine
@@ -175,14 +177,31 @@ def reference_batch(run_dir: str | Path, batch_size: int = 8, device="cpu", spli
     return config, model, default_collate([data[i] for i in range(batch_size)])
 
 
+def _benchmark_of(config: RunConfig, split: str, caller: str, transform=None):
+    """The synthetic benchmark of a run's config (a :class:`SyntheticSegmentation` of
+    ``split``), checked against the VOC-layout copy the run read where it read one."""
+    from .data.synthetic import SyntheticSegmentation
+
+    data = SyntheticSegmentation(config.synthetic, split, config.data_seed, transform)
+    if config.dataset == "voc":  # the benchmark written in the VOC layout: same masks?
+        from .data.voc import VOCSegmentation
+
+        written = VOCSegmentation(config.data_root, split)
+        if written.ids != data.ids or any(
+                not np.array_equal(written[i]["mask"].numpy(), data.data.masks[i])
+                for i in range(len(data.ids))):
+            raise ValueError(f"{config.data_root} does not hold the synthetic benchmark of "
+                             f"the run's config (synthetic, data_seed={config.data_seed}): "
+                             f"{caller} needs the region maps of the same images")
+    return data
+
+
 def seed_coverage(run_dir: str | Path, bg_threshold: float | None = None) -> dict:
     """:func:`ppc.evaluate.region_coverage` of a finished synthetic run's seeds (the CAM
     files under ``seeds/cams``) on its evaluation split, at ``bg_threshold`` (default: the
     run's best), and :func:`ppc.evaluate.centroid_offsets` of its CAMs. Tells whether the
     seeds cover the discriminative parts and miss the bodies (the failure WSSS methods
     address), and whether the CAMs are shifted from their objects in one direction."""
-    from .data.synthetic import generate
-
     run_dir = Path(run_dir)
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
@@ -192,18 +211,7 @@ def seed_coverage(run_dir: str | Path, bg_threshold: float | None = None) -> dic
     config = RunConfig(**summary["config"])
     if bg_threshold is None:
         bg_threshold = summary["best_threshold"]
-    data = generate(config.synthetic, config.eval_split, config.data_seed)
-    if config.dataset == "voc":  # the benchmark written in the VOC layout: same masks?
-        from .data.voc import VOCSegmentation
-
-        written = VOCSegmentation(config.data_root, config.eval_split)
-        if written.ids != data.ids or any(
-                not np.array_equal(written[i]["mask"].numpy(), data.masks[i])
-                for i in range(len(data.ids))):
-            raise ValueError(f"{config.data_root} does not hold the synthetic benchmark of "
-                             f"the run's config (synthetic, data_seed={config.data_seed}): "
-                             "seed_coverage needs the region maps of the same images")
-
+    data = _benchmark_of(config, config.eval_split, "seed_coverage").data
     cams = [load_cam_npz(run_dir / "seeds" / "cams" / f"{ident}.npz") for ident in data.ids]
     coverage = region_coverage(
         (cams_to_prediction(c, k, bg_threshold), mask, regions)
@@ -211,6 +219,73 @@ def seed_coverage(run_dir: str | Path, bg_threshold: float | None = None) -> dic
     offsets = centroid_offsets((c, k, mask) for (c, k), mask in zip(cams, data.masks,
                                                                     strict=True))
     return {"bg_threshold": float(bg_threshold), **coverage, **offsets}
+
+
+def intra_weight_shares(run_dir: str | Path, *, images: int = 128, split: str = "train",
+                        seed: int = 0, device="cpu") -> pd.DataFrame:
+    """Where the intra-view term's averagings of the per-pixel losses put their weight, on
+    a finished synthetic run's pseudo labels (:func:`ppc.evaluate.weight_by_region`).
+
+    The run's model labels the first ``images`` images of ``split`` (all of them where it
+    holds fewer) in batches of its training ``batch_size``: one view, full images, the
+    CAMs its PPC term reads, the prototypes of each batch. Three weightings of the batch's
+    per-pixel losses follow:
+
+    * ``mean over pixels``: the intra-view term without pixel sampling;
+    * ``class-balanced, every pixel``: each class's mean, averaged over the classes
+      (``sampling_random_fraction = 1``, ``sampling_hard_fraction = 0``);
+    * ``official sampling``: hard pixel sampling with the official fractions (the
+      defaults of :class:`ppc.PPCConfig`, whatever the run used), one draw from a
+      generator seeded ``seed``.
+
+    Returns a frame with one row per weighting and the share of its weight in each of
+    :data:`ppc.evaluate.WEIGHT_REGIONS` (the first row's shares are the pixels' shares
+    where every batch is full), and the number of images in ``frame.attrs["images"]``.
+    """
+    from torch.utils.data import default_collate
+
+    from .contrast import flatten_labels, hard_pixel_sampling, prototype_logits
+    from .data.transforms import eval_transform
+    from .loss import PixelToPrototypeContrast, PPCConfig
+
+    config, model = load_trained(run_dir, device)
+    if config.base == "full":
+        raise ValueError(f"{run_dir} is a fully supervised run: it has no pseudo labels")
+    data = _benchmark_of(config, split, "intra_weight_shares", eval_transform(config.augment))
+    if images < 1:
+        raise ValueError(f"images must be at least 1, got {images}")
+    count, size = min(images, len(data)), config.batch_size
+    contrast = PixelToPrototypeContrast(config.ppc)
+    generator = torch.Generator().manual_seed(seed)
+    official = PPCConfig()
+    samples = {"mean over pixels": [], "class-balanced, every pixel": [],
+               "official sampling": []}
+    for first in range(0, count, size):
+        last = min(first + size, count)
+        batch = default_collate([data[i] for i in range(first, last)])
+        with torch.no_grad():
+            out = model(batch["image"].to(device))
+            cams = out["cam_rv"][:, 1:] if config.base == "seam" else out["logits"]
+            state = contrast.view_state(out["proj"], cams, batch["label"].to(device))
+            logits = prototype_logits(out["proj"], state.prototypes.vectors, config.ppc.tau)
+        targets, keep = flatten_labels(state.labels, None)
+        positive = logits.gather(1, targets[:, None])[:, 0]
+        weights = (
+            keep / keep.sum(),
+            hard_pixel_sampling(positive, targets, keep, logits.shape[1], random_fraction=1,
+                                hard_fraction=0),
+            hard_pixel_sampling(positive, targets, keep, logits.shape[1],
+                                random_fraction=official.sampling_random_fraction,
+                                hard_fraction=official.sampling_hard_fraction,
+                                hard_upper=official.sampling_hard_upper, generator=generator),
+        )
+        truth = (data.data.masks[first:last], data.data.regions[first:last])
+        for name, weight in zip(samples, weights, strict=True):
+            samples[name].append((weight.view(state.labels.shape).cpu(),
+                                  state.labels.cpu(), *truth))
+    frame = pd.DataFrame({name: weight_by_region(batch) for name, batch in samples.items()}).T
+    frame.attrs["images"] = count
+    return frame
 
 
 def coverage(run_dir: str | Path) -> dict | None:
@@ -223,5 +298,23 @@ def coverage(run_dir: str | Path) -> dict | None:
     if not (Path(run_dir) / "seeds" / "cams").is_dir():
         return None
     result = seed_coverage(run_dir)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def intra_weights(run_dir: str | Path) -> dict | None:
+    """The run's ``intra_weights.json``: :func:`intra_weight_shares` of the train split's
+    first 128 images (or all it has), seed 0, as ``{"images", "split", "seed", "shares":
+    {weighting: {region: share}}}``, measured and written the first time from the run's
+    ``model.pt``; None where neither exists."""
+    path = Path(run_dir) / "intra_weights.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    if not (Path(run_dir) / "model.pt").is_file():
+        return None
+    settings = {"split": "train", "seed": 0}
+    shares = intra_weight_shares(run_dir, images=128, **settings)
+    result = {"images": shares.attrs["images"], **settings,
+              "shares": {name: row.to_dict() for name, row in shares.iterrows()}}
     path.write_text(json.dumps(result, indent=1) + "\n")
     return result

@@ -27,7 +27,8 @@ def test_families_cover_the_paper_tables():
     assert len(slugs) == len(set(slugs))
 
 
-def test_sweep_stores_runs_reuses_them_and_recomputes_only_a_deleted_one(tmp_path):
+def test_sweep_stores_runs_reuses_them_and_recomputes_only_a_deleted_one(tmp_path,
+                                                                          monkeypatch):
     rows = [Row("plain cam", {"base": "cam", "use_ppc": False}),
             Row("cam with ppc", {"base": "cam", "extra": {"ppc__top_k": 8}}),
             # the same experiment spelled differently: copied, not trained again
@@ -75,6 +76,26 @@ def test_sweep_stores_runs_reuses_them_and_recomputes_only_a_deleted_one(tmp_pat
     table = ablate.table(again)
     assert list(table.columns) == ["row", "ours: mIoU (synthetic train)", "median", "seeds",
                                    "paper: VOC train seeds"]
+    # where the intra-view term's weight goes, measured from model.pt, then kept in JSON
+    monkeypatch.setitem(FAMILIES, "tiny", rows)
+    names = ["plain cam", "cam with ppc"]
+    weights = ablate.weight_table("tiny", names, results=tmp_path / "results")
+    assert weights["row"].tolist() == ["plain cam"] * 3 + ["cam with ppc"] * 3
+    assert weights["weighting"].tolist()[:3] == ["mean over pixels",
+                                                 "class-balanced, every pixel",
+                                                 "official sampling"]
+    assert (weights["seeds"] == 1).all()
+    stored = json.loads((second / "intra_weights.json").read_text())
+    assert stored["images"] == 6 and stored["split"] == "train"  # all it has
+    shares = stored["shares"]["class-balanced, every pixel"]
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert weights.iloc[4]["bg -> object"] == f"{100 * shares['background labelled an object']:.1f}"
+    (second / "model.pt").unlink()  # read back from the JSON
+    assert ablate.weight_table("tiny", names, results=tmp_path / "results").equals(weights)
+    (second / "intra_weights.json").unlink()  # neither: the run is left out
+    assert ablate.weight_table("tiny", names[1:], results=tmp_path / "results").empty
+    with pytest.raises(ValueError, match=r"rows \['no such row'\] are not rows of the tiny"):
+        ablate.weight_table("tiny", ["no such row"], results=tmp_path / "results")
 
 
 def test_command_line_lists_and_refuses_unknown_families(capsys):

@@ -12,6 +12,8 @@ from ppc import pseudo_labels
 from ppc.evaluate import (
     centroid_offsets,
     region_coverage,
+    weight_by_region,
+    WEIGHT_REGIONS,
     DEFAULT_THRESHOLDS,
     SegmentationMetrics,
     ThresholdCurve,
@@ -499,6 +501,84 @@ def test_region_coverage_edge_cases_and_errors():
         region_coverage([(np.zeros((2, 2), int), np.zeros((2, 3), int), np.zeros((2, 2), int))])
     with pytest.raises(ValueError, match="integer"):
         region_coverage([(np.zeros((2, 2)), np.zeros((2, 2), int), np.zeros((2, 2), int))])
+
+
+def _weight_by_region_loop(samples):
+    """Image pixel by image pixel: each gets its loss pixel's weight over the pixels that
+    loss pixel covers, and goes to one region by the definitions of weight_by_region."""
+    totals = dict.fromkeys(WEIGHT_REGIONS, 0.0)
+    for weights, pseudo, mask, regions in samples:
+        n, h, w = weights.shape
+        big_h, big_w = mask.shape[1:]
+        sh, sw = big_h // h, big_w // w
+        for i in range(n):
+            for y in range(big_h):
+                for x in range(big_w):
+                    m, r = int(mask[i, y, x]), int(regions[i, y, x])
+                    if m == 255:
+                        continue
+                    label = int(pseudo[i, y // sh, x // sw])
+                    weight = float(weights[i, y // sh, x // sw]) / (sh * sw)
+                    if r == 0:
+                        key = ("background labelled background" if label == 0
+                               else "background labelled an object")
+                    elif label == 0:
+                        key = "part labelled background" if r == 2 else "body labelled background"
+                    elif label == m:
+                        key = "part labelled its class" if r == 2 else "body labelled its class"
+                    else:
+                        key = "object labelled another class"
+                    totals[key] += weight
+    total = sum(totals.values())
+    return {k: v / total for k, v in totals.items()}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_weight_by_region_matches_pixel_loop(seed):
+    rng = np.random.default_rng(seed)
+    samples = []
+    for scale in (1, 2, 4):  # masks at 1x, 2x and 4x the loss pixels
+        n, h, w = 2, 3, 4
+        regions = rng.integers(0, 3, (n, h * scale, w * scale))
+        mask = np.where(regions > 0, rng.integers(1, 4, regions.shape), 0)
+        mask[rng.random(mask.shape) < 0.1] = 255  # not scored
+        pseudo = rng.integers(0, 4, (n, h, w))
+        weights = rng.random((n, h, w)) * (rng.random((n, h, w)) < 0.7)  # some weights 0
+        samples.append((torch.from_numpy(weights).float(), pseudo, torch.from_numpy(mask),
+                        regions))
+    got = weight_by_region(samples)
+    assert list(got) == list(WEIGHT_REGIONS)
+    expected = _weight_by_region_loop(samples)
+    for key in WEIGHT_REGIONS:
+        assert got[key] == pytest.approx(expected[key], abs=1e-12), key
+    assert sum(got.values()) == pytest.approx(1.0)
+
+
+def test_weight_by_region_hand_example_edge_cases_and_errors():
+    # 1 image, 1x2 loss pixels over a 2x4 mask: the left loss pixel (weight 3, labelled
+    # class 1) covers a part of class 1 and a background column; the right (weight 1,
+    # labelled background) covers a body of class 2
+    weights, pseudo = torch.tensor([[[3.0, 1.0]]]), torch.tensor([[[2, 0]]])
+    regions = np.array([[[2, 0, 1, 1], [2, 0, 1, 1]]])
+    mask = np.array([[[2, 0, 3, 3], [2, 0, 3, 3]]])
+    got = weight_by_region([(weights, pseudo, mask, regions)])
+    assert got["part labelled its class"] == pytest.approx(1.5 / 4)
+    assert got["background labelled an object"] == pytest.approx(1.5 / 4)
+    assert got["body labelled background"] == pytest.approx(1 / 4)
+    assert sum(v for k, v in got.items()) == pytest.approx(1.0)
+    assert all(math.isnan(v) for v in weight_by_region(
+        [(torch.zeros(1, 1, 2), pseudo, mask, regions)]).values())
+    with pytest.raises(ValueError, match="multiple"):
+        weight_by_region([(torch.ones(1, 1, 3), torch.zeros(1, 1, 3, dtype=torch.long),
+                           mask, regions)])
+    with pytest.raises(ValueError, match=r"weights \(1, 2\) and pseudo .* \[N, h, w\]"):
+        weight_by_region([(torch.ones(1, 2), pseudo, mask, regions)])
+    with pytest.raises(ValueError, match=r"mask .* and regions .* \[N, H, W\] with N = 1"):
+        weight_by_region([(weights, pseudo, mask, regions[:, :1])])
+    with pytest.raises(ValueError, match="non-negative"):
+        weight_by_region([(-weights, pseudo, mask, regions)])
+    with pytest.raises(ValueError, match="integer"):
+        weight_by_region([(weights, pseudo.float(), mask, regions)])
 
 
 def test_centroid_offsets_hand_example_and_loop():

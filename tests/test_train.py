@@ -13,11 +13,15 @@ from ppc.cli import main as cli_main
 from ppc.config import RunConfig
 from ppc.data import DatasetLayoutError, SyntheticConfig, write_voc
 from ppc.evaluate import load_cam_npz
-from ppc.experiment import run
+from ppc.cams import normalize_cams, pseudo_labels
+from ppc.data.synthetic import SyntheticSegmentation
+from ppc.data.transforms import eval_transform
+from ppc.evaluate import WEIGHT_REGIONS, weight_by_region
+from ppc.experiment import intra_weight_shares, run
 from ppc.loss import PixelToPrototypeContrast
 from ppc.machine import cpu_name
 from ppc.views import ViewConfig
-from ppc.train import StepContext, build_model, train, training_losses
+from ppc.train import StepContext, build_model, load_trained, train, training_losses
 from sync_check import FailOnSync
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,6 +171,35 @@ def test_run_writes_seeds_curve_and_summary(tmp_path):
     assert machine["cpu"] == cpu_name() and machine["cpu"] and "gpu" not in machine
     again = run(tiny(tmp_path, use_ppc=True), progress=False)  # reused, not recomputed
     assert again == summary
+
+
+def test_intra_weight_shares_of_a_finished_run(tmp_path):
+    config = tiny(tmp_path, use_ppc=True)
+    run(config, progress=False)
+    out = tmp_path / "run"
+    shares = intra_weight_shares(out, images=12, seed=3)
+    assert list(shares.index) == ["mean over pixels", "class-balanced, every pixel",
+                                  "official sampling"]
+    assert list(shares.columns) == list(WEIGHT_REGIONS)
+    assert np.allclose(shares.sum(axis=1), 1.0) and shares.attrs["images"] == 8
+    # the mean's shares are the pixels' shares, from the model's pseudo labels computed
+    # here with the public functions
+    _, model = load_trained(out)
+    data = SyntheticSegmentation(TINY, "train", config.data_seed,
+                                 transform=eval_transform(config.augment))
+    images = torch.stack([data[i]["image"] for i in range(8)])
+    with torch.no_grad():
+        cams = normalize_cams(model(images)["logits"])
+    labels = pseudo_labels(cams, torch.from_numpy(data.data.labels[:8]), config.ppc.bg_threshold)
+    pixels = weight_by_region([(torch.ones(labels.shape), labels, data.data.masks[:8],
+                                data.data.regions[:8])])
+    assert shares.loc["mean over pixels"].tolist() == pytest.approx(list(pixels.values()))
+    assert intra_weight_shares(out, seed=3).equals(shares)  # seeded; 8 images in all
+    with pytest.raises(ValueError, match="images must be at least 1, got 0"):
+        intra_weight_shares(out, images=0)
+    run(tiny(tmp_path, "full", base="full"), progress=False)
+    with pytest.raises(ValueError, match="fully supervised run"):
+        intra_weight_shares(tmp_path / "full")
 
 
 def test_voc_layout_runs_through_the_same_pipeline(tmp_path):

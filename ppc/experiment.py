@@ -248,12 +248,12 @@ def intra_weight_shares(run_dir: str | Path, *, images: int = 128, split: str = 
     from .data.transforms import eval_transform
     from .loss import PixelToPrototypeContrast, PPCConfig
 
+    if images < 1:
+        raise ValueError(f"images must be at least 1, got {images}")
     config, model = load_trained(run_dir, device)
     if config.base == "full":
         raise ValueError(f"{run_dir} is a fully supervised run: it has no pseudo labels")
     data = _benchmark_of(config, split, "intra_weight_shares", eval_transform(config.augment))
-    if images < 1:
-        raise ValueError(f"images must be at least 1, got {images}")
     count, size = min(images, len(data)), config.batch_size
     contrast = PixelToPrototypeContrast(config.ppc)
     generator = torch.Generator().manual_seed(seed)

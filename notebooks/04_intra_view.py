@@ -149,8 +149,9 @@ shares = intra_weight_shares(run_dir, images=weight_images, seed=seed, device=de
 # %% [markdown]
 # On this run (CAM + PPC, the train split's first 128 images), the mean over
 # pixels puts two thirds of the weight on background labelled background, as most pixels
-# are. Few pixels carry a foreground pseudo label, and most of those lie on the background
-# (the seeds at the loss's threshold of 0.2 are imprecise). Averaging per class gives each
+# are. A quarter of the pixels carry a foreground pseudo label (more than the objects
+# cover), and most of those lie on the background: at the loss's threshold of 0.2 the
+# pseudo labels are imprecise. Averaging per class gives each
 # foreground class as much weight as the background, so the weight follows those pixels.
 # Two things move at once:
 #

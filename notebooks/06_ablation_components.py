@@ -250,12 +250,14 @@ ablate.coverage_table(six)
 # puts its weight. Here is the same measure for the trained models of the six-seed rows
 # above, with CAM + both cross-view terms beside them. Each model (second machine, seeds
 # 0 to 5) labels the train split's first 128 images with its pseudo labels: one view,
-# single scale, at the loss's background threshold of 0.2. These are the labels the loss
+# single scale, at the loss's background threshold of 0.2: close to the labels the loss
 # sees at the end of training, not the seeds scored above. The measure comes from each
 # run's `model.pt` and is kept in its `intra_weights.json`. Under the mean over pixels
 # (the intra-view term without sampling) a region's share of the weight is its share of
 # the pixels. The tables give the shares in % of the pixels, then in % of the weight under
-# the class-balanced mean, as mean ± std over the seeds. Rows: true region -> pseudo label.
+# the class-balanced mean, as mean ± std over the seeds. Columns: true region -> pseudo
+# label. The images are the train split's whole 64-pixel images, not the augmented crops
+# the runs trained on.
 
 # %%
 weight_rows = ["cam: base", "cam: + cross-prototype + cross-CAM",
@@ -277,26 +279,29 @@ weights[weights["weighting"] == "class-balanced, every pixel"].drop(
 # %% [markdown]
 # On the six seeds (per-seed counts from each run's `intra_weights.json`):
 #
-# * **On CAM, the loss terms that help remove false foreground from the pseudo labels.**
+# * **On CAM, the loss terms that help halve the false foreground of the pseudo labels.**
 #   CAM's pseudo labels mark 21.0 ± 1.8% of the pixels as an object where the ground
 #   truth has background. The two cross-view terms bring that to 14.9 ± 2.1% (lower in 6
 #   of 6 seeds), and the intra-view term averaged over pixels (intra + mining) to 10.7 ±
 #   2.0% (lower than the cross-view terms alone in 6 of 6).
 # * **The class-balanced rows keep the false foreground of the base**: 19.6 ± 1.5%
 #   (every pixel; above intra + mining in 6 of 6 seeds), 19.6 ± 1.0% (random half) and
-#   20.5 ± 1.6% (the official sampling), above the cross-view terms alone. Under class
-#   balancing those pixels carry 59 to 68% of the intra-view term's weight on every CAM
-#   row, each pulled towards the prototype of the object it is wrongly given; the mean
-#   over pixels gives them a tenth to a fifth.
+#   20.5 ± 1.6% (the official sampling), above the cross-view terms alone (6 of 6 seeds
+#   each). Class balancing would give those pixels 59 to 68% of the intra-view term's
+#   weight on every CAM row (on the rows that train with it, 67 to 68%), each pulled
+#   towards the prototype of the object it is wrongly given; the mean over pixels gives
+#   them a tenth to a fifth.
 # * **On SEAM the false foreground is smaller from the start** (8.4 ± 3.7% of the
 #   pixels), and intra + mining leaves it about where it was (7.0 ± 4.1%). It changes the
 #   object bodies instead: labelled with their class 0.9 ± 0.6% of the pixels against
 #   SEAM's 1.9 ± 0.6% (lower in 6 of 6 seeds), labelled background 12.0 ± 0.8% against
-#   10.9 ± 0.7% (higher in 5, one tie). With the sampling (full PPC) the bodies labelled
-#   with their class are back near SEAM's, 1.6 ± 0.9% (above intra + mining in 5 of 6).
+#   10.9 ± 0.7% (higher in 6 of 6, in one by 0.04 points). With the sampling (full
+#   PPC) the bodies labelled with their class are back near SEAM's, 1.6 ± 0.9% (above
+#   intra + mining in 5 of 6).
 #
 # This fits the mIoU readings above: on CAM the class-balanced averaging puts most of
-# the weight on wrong foreground labels and the runs keep them; on SEAM, which has fewer,
-# the mean over pixels gives the background, most of the pixels, most of the weight, and
-# the runs lose some of the bodies to it. It describes the trained models; it does not
-# test the cause, which would take runs that change only the weight on those pixels.
+# the weight on wrong foreground labels, and the runs that train with it keep them; on
+# SEAM, which has fewer, the mean over pixels gives the background, most of the pixels,
+# most of the weight, and its runs label less of the bodies with their class. It
+# describes the trained models; it does not test a cause, which would take runs that
+# change only the weight on those pixels.

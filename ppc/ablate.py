@@ -87,11 +87,19 @@ def _components(base: str, sampling_parts: bool = False) -> list[Row]:
 
 
 def _sampling_parts(base: str) -> list[Row]:
-    """Hard pixel sampling taken apart (not in the paper): the class-balanced mean over
-    every pixel of each class, then over a random half, without the hard band."""
+    """Hard pixel sampling taken apart (not in the paper): every pixel, with the classes'
+    shares of the loss changed one part at a time (the foreground classes balanced, the
+    background at its share of the pixels; the background balanced against the
+    foreground, the foreground classes by pixels; both: the class-balanced mean), then
+    the class-balanced mean over a random half, without the hard band."""
+    every = dict(sampling_random_fraction=1.0, sampling_hard_fraction=0.0)
     return [
+        Row(f"{base}: + intra + mining + every pixel, foreground classes balanced", {
+            "base": base, "extra": _ppc(**every, sampling_balance="foreground classes")}),
+        Row(f"{base}: + intra + mining + every pixel, background balanced against foreground",
+            {"base": base, "extra": _ppc(**every, sampling_balance="background vs foreground")}),
         Row(f"{base}: + intra + mining + class-balanced, every pixel", {"base": base, "extra": _ppc(
-            sampling_random_fraction=1.0, sampling_hard_fraction=0.0)}),
+            **every)}),
         Row(f"{base}: + intra + mining + random half per class, no hard band", {
             "base": base, "extra": _ppc(sampling_hard_fraction=0.0)}),
     ]

@@ -289,6 +289,27 @@ def rank_within_class(values: Tensor, classes: Tensor, num_classes: int) -> Tens
     return ranks if values.dim() == 2 else ranks[0]
 
 
+#: the ``balance`` options of :func:`hard_pixel_sampling` (the first is the official code's)
+SAMPLING_BALANCES = ("classes", "foreground classes", "background vs foreground")
+
+
+def _class_shares(size: Tensor, num_present: Tensor, balance: str, background: int) -> Tensor:
+    """Each class's share of the sampled loss (``[C + 1]``, float64; the last entry, the
+    ignored pixels, is never eligible) for the non-official ``balance`` options of
+    :func:`hard_pixel_sampling`; ``size`` ``[C + 1]`` float64 pixel counts."""
+    counted = size[:-1]
+    is_background = torch.arange(size.numel(), device=size.device) == background
+    pixels = counted.sum().clamp_min(1)
+    num_foreground = ((counted > 0) & ~is_background[:-1]).sum()
+    if balance == "foreground classes":
+        background_share = size[background] / pixels
+        foreground = (1 - background_share) / num_foreground.clamp_min(1)
+        return torch.where(is_background, background_share, foreground)
+    foreground_pixels = (pixels - size[background]).clamp_min(1)
+    foreground = num_foreground.double() / num_present * size / foreground_pixels
+    return torch.where(is_background, 1.0 / num_present.double(), foreground)
+
+
 def hard_pixel_sampling(
     similarity: Tensor,
     targets: Tensor,
@@ -301,6 +322,8 @@ def hard_pixel_sampling(
     generator: torch.Generator | None = None,
     random_keys: Tensor | None = None,
     return_draws: bool = False,
+    balance: str = "classes",
+    background: int = 0,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Per-pixel weights ``[M]`` that turn per-pixel losses into the sampled intra loss.
 
@@ -311,6 +334,21 @@ def hard_pixel_sampling(
     The class's loss is the mean over its draws; the classes' losses are summed and divided
     by the number of classes with at least one pixel (classes with one pixel count, and add
     0). ``sum(weights * loss)`` is that value.
+
+    ``balance`` sets each class's share of the total (its draws share it equally), with
+    ``K`` the classes with at least one counted pixel, ``n`` the counted pixels, and class
+    ``background`` apart from the ``K_fg`` foreground classes:
+
+    * ``"classes"`` (official): ``1 / K`` each;
+    * ``"foreground classes"`` (not in the paper): the background keeps its share of the
+      pixels, ``n_bg / n``; the foreground classes share the rest equally;
+    * ``"background vs foreground"`` (not in the paper): the background ``1 / K`` as
+      officially, the foreground ``K_fg / K`` in all, shared by pixels: ``K_fg / K *
+      n_c / n_fg``.
+
+    The last two take apart what ``"classes"`` changes against the mean over pixels: the
+    background's share, and the foreground classes' shares among themselves. Classes with
+    one pixel still add 0.
 
     ``similarity`` ``[M]`` similarity of each pixel to its own prototype; ``targets`` ``[M]``
     its class; ``keep`` ``[M]`` bool, pixels that take part. The random draw is one
@@ -324,6 +362,11 @@ def hard_pixel_sampling(
     ):
         if not 0 <= value <= 1:
             raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    if balance not in SAMPLING_BALANCES:
+        raise ValueError(f"balance must be one of {SAMPLING_BALANCES}, got {balance!r}")
+    if not 0 <= background < num_classes:
+        raise ValueError(f"background must be a class index in [0, {num_classes}), got "
+                         f"{background!r}")
     m = targets.numel()
     shapes = {"similarity": similarity, "targets": targets, "keep": keep}
     if random_keys is not None:
@@ -354,7 +397,11 @@ def hard_pixel_sampling(
     eligible = (counts >= 2) & (per_class > 0)
     eligible[num_classes:] = False  # a slice: fill_, no host-to-device copy
     num_present = (counts[:num_classes] > 0).sum().clamp_min(1)
-    class_weight = torch.where(eligible, 1.0 / (per_class.clamp_min(1) * num_present), 0.0)
+    if balance == "classes":
+        class_weight = torch.where(eligible, 1.0 / (per_class.clamp_min(1) * num_present), 0.0)
+    else:
+        share = _class_shares(size, num_present, balance, background)
+        class_weight = torch.where(eligible, share / per_class.clamp_min(1), 0.0)
 
     draws = (random_rank < n_random[groups]).to(similarity.dtype) + (
         (hard_rank >= lower[groups]) & (hard_rank < upper[groups])
@@ -378,6 +425,7 @@ def intra_view_loss(
     sampling_random_fraction: float = 0.5,
     sampling_hard_fraction: float = 0.5,
     sampling_hard_upper: float = 0.6,
+    sampling_balance: str = "classes",
     generator: torch.Generator | None = None,
     ignore_index: int | None = 255,
     validate: bool = True,
@@ -388,7 +436,8 @@ def intra_view_loss(
     Without mining the denominator runs over all (valid) prototypes; with it, over the
     positive plus the semi-hard band of :func:`semi_hard_prototypes`. Without sampling the
     loss is the mean over counted pixels (= :func:`pixel_prototype_nce`); with it, the
-    class-balanced sample of :func:`hard_pixel_sampling`. Shapes as in
+    class-balanced sample of :func:`hard_pixel_sampling` (``sampling_balance``: its
+    ``balance``, background = label 0). Shapes as in
     :func:`pixel_prototype_nce`; returns a scalar.
     """
     _check(embeddings, labels, prototypes, valid, tau, ignore_index, validate)
@@ -400,7 +449,7 @@ def intra_view_loss(
         mining_exclude_positive=mining_exclude_positive,
         sampling_random_fraction=sampling_random_fraction,
         sampling_hard_fraction=sampling_hard_fraction, sampling_hard_upper=sampling_hard_upper,
-        generator=generator,
+        sampling_balance=sampling_balance, generator=generator,
     )
 
 
@@ -417,6 +466,7 @@ def intra_from_logits(
     sampling_random_fraction: float = 0.5,
     sampling_hard_fraction: float = 0.5,
     sampling_hard_upper: float = 0.6,
+    sampling_balance: str = "classes",
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """:func:`intra_view_loss` on logits ``[M, P]``, targets ``[M]`` and keep ``[M]`` (see
@@ -444,7 +494,7 @@ def intra_from_logits(
     weights = hard_pixel_sampling(
         positive.detach().reshape(-1), targets.reshape(-1), keep.reshape(-1), num_protos,
         random_fraction=sampling_random_fraction, hard_fraction=sampling_hard_fraction,
-        hard_upper=sampling_hard_upper, generator=generator,
+        hard_upper=sampling_hard_upper, generator=generator, balance=sampling_balance,
     )
     return (weights * nll.reshape(-1)).sum()
 

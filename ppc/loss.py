@@ -18,6 +18,7 @@ from ._checks import (
 )
 from .cams import background_confidence, check_cams_and_labels, normalize_cams, pseudo_labels
 from .contrast import (
+    SAMPLING_BALANCES,
     flatten_labels,
     intra_from_logits,
     logit_maps,
@@ -55,6 +56,11 @@ class PPCConfig:
         sampling_hard_fraction: and the ascending-similarity ranks
             ``[L*upper - L*hard, L*upper)`` (0.5 in the official code).
         sampling_hard_upper: ``upper`` above (0.6 in the official code).
+        sampling_balance: each class's share of the sampled loss: "classes" (official:
+            every class present the same), or, not in the paper, "foreground classes" (the
+            background keeps its share of the pixels) or "background vs foreground" (the
+            background 1/K, the foreground classes by pixels); see
+            :func:`ppc.hard_pixel_sampling`.
         prototype_embeddings: "raw" (official: average the projections, then normalise) or
             "normalized" (the paper's formula: average the normalised embeddings).
         prototype_classes: "all" (official: rank every class in every image; every
@@ -79,6 +85,7 @@ class PPCConfig:
     sampling_random_fraction: float = 0.5
     sampling_hard_fraction: float = 0.5
     sampling_hard_upper: float = 0.6
+    sampling_balance: str = "classes"
     prototype_embeddings: str = "raw"
     prototype_classes: str = "all"
     validate: bool = True
@@ -99,6 +106,9 @@ class PPCConfig:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"PPCConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
         mining_band(21, self.mining_skip_fraction, self.mining_keep_fraction)  # checks fractions
+        if self.sampling_balance not in SAMPLING_BALANCES:
+            raise ValueError(f"PPCConfig.sampling_balance must be one of {SAMPLING_BALANCES} "
+                             f"('classes': the official code), got {self.sampling_balance!r}")
         if self.prototype_embeddings not in ("raw", "normalized"):
             raise ValueError(
                 "PPCConfig.prototype_embeddings must be 'raw' (official code) or "
@@ -272,6 +282,7 @@ class PixelToPrototypeContrast(nn.Module):
                     sampling_random_fraction=cfg.sampling_random_fraction,
                     sampling_hard_fraction=cfg.sampling_hard_fraction,
                     sampling_hard_upper=cfg.sampling_hard_upper,
+                    sampling_balance=cfg.sampling_balance,
                     generator=generator,
                 )
                 for v in "st"

@@ -119,7 +119,7 @@ def nce(emb, labels, protos, tau, valid=None, ignore_index=255):
 
 def intra(emb, labels, protos, tau, *, valid=None, mining=True, sampling=True, skip=3, keep=10,
           exclude_positive=False, random_fraction=0.5, hard_fraction=0.5, hard_upper=0.6,
-          random_keys=None, ignore_index=255):
+          random_keys=None, ignore_index=255, balance="classes"):
     protos = protos.double()
     n_proto = protos.shape[0]
     per_pixel = {}  # flat index -> (loss, label, similarity to own prototype)
@@ -144,15 +144,21 @@ def intra(emb, labels, protos, tau, *, valid=None, mining=True, sampling=True, s
     if not sampling:
         return sum(item[0] for item in per_pixel.values()) / len(per_pixel)
     total = torch.zeros((), dtype=torch.float64)
-    present = 0
-    for c in range(n_proto):
+    sizes = [sum(1 for item in per_pixel.values() if item[1] == c) for c in range(n_proto)]
+    present = sum(1 for size in sizes if size > 0)
+    foreground = sum(1 for size in sizes[1:] if size > 0)
+    pixels = sum(sizes)
+    for c in range(n_proto):  # class 0 is the background
         members = [i for i, item in per_pixel.items() if item[1] == c]
         size = len(members)
-        if size == 0:
-            continue
-        present += 1
         if size < 2:
             continue
+        if balance == "classes":
+            share = 1 / present
+        elif balance == "foreground classes":
+            share = sizes[0] / pixels if c == 0 else (1 - sizes[0] / pixels) / foreground
+        else:  # "background vs foreground"
+            share = 1 / present if c == 0 else foreground / present * size / (pixels - sizes[0])
         rand = sorted(members, key=lambda i: (random_keys[i].item(), i))
         rand = rand[:math.floor(size * random_fraction)]
         hard = sorted(members, key=lambda i: (per_pixel[i][2], i))
@@ -160,8 +166,8 @@ def intra(emb, labels, protos, tau, *, valid=None, mining=True, sampling=True, s
         lower = max(0, upper - math.floor(size * hard_fraction))
         drawn = rand + hard[lower:upper]
         if drawn:
-            total = total + sum(per_pixel[i][0] for i in drawn) / len(drawn)
-    return total / max(present, 1)
+            total = total + share * sum(per_pixel[i][0] for i in drawn) / len(drawn)
+    return total
 
 
 def ppc_loss(proj_s, cams_s, proj_t, cams_t, image_labels, cfg, keys_s=None, keys_t=None,
@@ -194,7 +200,8 @@ def ppc_loss(proj_s, cams_s, proj_t, cams_t, image_labels, cfg, keys_s=None, key
         kw = dict(mining=cfg.prototype_mining, sampling=cfg.pixel_sampling, skip=skip, keep=keep,
                   exclude_positive=cfg.mining_exclude_positive,
                   random_fraction=cfg.sampling_random_fraction,
-                  hard_fraction=cfg.sampling_hard_fraction, hard_upper=cfg.sampling_hard_upper)
+                  hard_fraction=cfg.sampling_hard_fraction, hard_upper=cfg.sampling_hard_upper,
+                  balance=cfg.sampling_balance)
         out["intra"] = 0.5 * (intra(ps, ys, vs, tau, valid=oks, random_keys=keys_s, **kw)
                               + intra(pt, yt, vt, tau, valid=okt, random_keys=keys_t, **kw))
     else:

@@ -130,6 +130,60 @@ def test_intra_sampling_fractions_match_loop(fractions):
     torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("balance", ["classes", "foreground classes",
+                                     "background vs foreground"])
+@pytest.mark.parametrize("case", ["random", "no background", "only background",
+                                  "one-pixel classes"])
+def test_sampling_balance_matches_loop(balance, case):
+    emb, labels, protos = _setup(11, num_protos=5)
+    if case == "no background":
+        labels = labels.clamp_min(1).masked_fill(labels == 255, 255)
+    elif case == "only background":
+        labels = labels.masked_fill(labels != 255, 0)
+    elif case == "one-pixel classes":  # classes 3 and 4 with one pixel each, 2 with two
+        labels = torch.randint(0, 2, labels.shape, generator=torch.Generator().manual_seed(2))
+        labels[0, 1, 0], labels[1, 2, 2], labels[2, 3, 3], labels[2, 4, 4] = 3, 4, 2, 2
+    for r, hd in ((1.0, 0.0), (0.5, 0.5)):
+        got = ppc.intra_view_loss(emb, labels, protos, mining=False,
+                                  sampling_random_fraction=r, sampling_hard_fraction=hd,
+                                  sampling_balance=balance,
+                                  generator=torch.Generator().manual_seed(4))
+        keys = torch.rand(labels.numel(), generator=torch.Generator().manual_seed(4))
+        want = ref_intra(emb, labels, protos, 0.1, mining=False, random_fraction=r,
+                         hard_fraction=hd, random_keys=keys, balance=balance)
+        torch.testing.assert_close(got.double(), want, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(_grad(got, emb), _grad(want, emb), atol=1e-6, rtol=1e-6)
+
+
+def test_sampling_balance_hand_example():
+    # 10 pixels: 6 background (class 0), 3 of class 1, 1 of class 2 (counted, adds 0);
+    # every pixel drawn once (random_fraction 1, no hard band)
+    labels = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1, 1, 2])
+    keep = torch.ones(10, dtype=torch.bool)
+
+    def weights(balance):
+        return ppc.hard_pixel_sampling(torch.zeros(10), labels, keep, 3, random_fraction=1.0,
+                                       hard_fraction=0.0, balance=balance).double()
+
+    classes = weights("classes")  # each class 1/3: 1/18 per background pixel, 1/9 for 1
+    torch.testing.assert_close(classes[:6], torch.full((6,), 1 / 18, dtype=torch.float64))
+    torch.testing.assert_close(classes[6:9], torch.full((3,), 1 / 9, dtype=torch.float64))
+    foreground = weights("foreground classes")  # background 6/10; 1 and 2 share 4/10
+    torch.testing.assert_close(foreground[:6].sum(), torch.tensor(0.6, dtype=torch.float64))
+    torch.testing.assert_close(foreground[6:9].sum(), torch.tensor(0.2, dtype=torch.float64))
+    split = weights("background vs foreground")  # background 1/3; foreground 2/3 by pixels
+    torch.testing.assert_close(split[:6].sum(), torch.tensor(1 / 3, dtype=torch.float64))
+    torch.testing.assert_close(split[6:9].sum(), torch.tensor(2 / 3 * 3 / 4, dtype=torch.float64))
+    for w in (classes, foreground, split):
+        assert w[9] == 0  # the one-pixel class adds 0
+    with pytest.raises(ValueError, match="balance must be one of"):
+        weights("pixels")
+    with pytest.raises(ValueError, match=r"background must be a class index in \[0, 3\)"):
+        ppc.hard_pixel_sampling(torch.zeros(10), labels, keep, 3, background=3)
+    with pytest.raises(ValueError, match="sampling_balance must be one of"):
+        ppc.PPCConfig(sampling_balance="pixels")
+
+
 def test_sampling_classes_with_zero_one_and_two_pixels():
     """Class 1 has 1 pixel (counted in the class average, contributes 0), class 2 has
     2 pixels, class 3 has none; pixel ties in similarity go to the lower index."""

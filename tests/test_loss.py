@@ -54,6 +54,10 @@ VARIANTS = {
     "intra_mining_only": dict(pixel_sampling=False),
     "exclude_positive": dict(mining_exclude_positive=True, alpha=0.3, beta=2.0),
     "big_k_tau": dict(top_k=10_000, tau=0.5, bg_threshold=0.35),
+    "balance_foreground_classes": dict(sampling_balance="foreground classes"),
+    "balance_background_vs_foreground": dict(sampling_balance="background vs foreground",
+                                             sampling_random_fraction=1.0,
+                                             sampling_hard_fraction=0.0),
 }
 
 
@@ -148,11 +152,13 @@ def test_module_bad_inputs():
         m(ps, cs, pt, ct, labels, pixel_mask=torch.ones(3, 6, 5))
 
 
-@pytest.mark.parametrize("variant", ["default", "paper"])
+@pytest.mark.parametrize("variant", ["default", "paper", "foreground classes",
+                                     "background vs foreground"])
 def test_loss_makes_no_host_device_sync(variant):
     ps, cs, pt, ct, labels = _two_views(9, c=20, d=16, h=8, w=8)
-    extra = dict(prototype_embeddings="normalized", prototype_classes="present") \
-        if variant == "paper" else {}
+    extra = {"default": {},
+             "paper": dict(prototype_embeddings="normalized", prototype_classes="present"),
+             }.get(variant, {"sampling_balance": variant})
     module = ppc.PixelToPrototypeContrast(ppc.PPCConfig(validate=False, **extra))
     mask = torch.rand(3, 8, 8) < 0.9
     with FailOnSync() as mode:

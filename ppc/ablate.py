@@ -106,7 +106,8 @@ def _sampling_parts(base: str) -> list[Row]:
 
 
 FAMILIES: dict[str, list[Row]] = {
-    "components": _components("seam") + _components("cam", sampling_parts=True),
+    "components": _components("seam", sampling_parts=True) + _components(
+        "cam", sampling_parts=True),
     "top_k": [Row(f"K = {k}", {"base": "seam", "extra": _ppc(top_k=k)},
                   "61.5 (K = 32)" if k == 32 else "not available")
               for k in (8, 16, 32, 64, 128)],

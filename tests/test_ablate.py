@@ -15,7 +15,7 @@ TINY = {"extra": {"steps": 2, "batch_size": 8, "width": 8, "scales": [1.0], "thr
 
 def test_families_cover_the_paper_tables():
     components = [r.name for r in FAMILIES["components"]]
-    assert len(components) == 18 and components[0] == "seam: base"
+    assert len(components) == 22 and components[0] == "seam: base"
     assert components[-1] == "cam: + intra + mining + pixel sampling (PPC)"
     parts = {r.name: r.parameters.get("extra") for r in FAMILIES["components"]}
     every = {"ppc__sampling_random_fraction": 1.0, "ppc__sampling_hard_fraction": 0.0}

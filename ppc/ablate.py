@@ -36,6 +36,7 @@ import pandas as pd
 
 from ._format import mean_std
 from .config import RunConfig
+from .evaluate import WEIGHT_REGIONS
 from .notebooks import ROOT, execute
 
 RESULTS = ROOT / "results" / "ablations"
@@ -245,6 +246,17 @@ COVERAGE = ("part_recall", "body_recall", "precision", "background_false_positiv
             "offset_y", "offset_x")
 
 
+def _finished_runs(family: str, row: Row, results: Path, seeds=None) -> list[tuple[int, Path]]:
+    """``(seed, run folder)`` of the row's finished runs (those with a ``summary.json``),
+    by seed; ``seeds``: only these (default: every stored seed)."""
+    found = []
+    for path in sorted((Path(results) / family / row.slug).glob("seed*/summary.json")):
+        seed = int(path.parent.name[4:])
+        if seeds is None or seed in seeds:
+            found.append((seed, path.parent))
+    return found
+
+
 def collect(family: str, *, results: Path = RESULTS, rows: list[Row] | None = None,
             with_base: str | None = None, seeds=None) -> pd.DataFrame:
     """One line per stored run of ``family``: row, seed, mIoU (%), threshold, paper, and
@@ -262,12 +274,9 @@ def collect(family: str, *, results: Path = RESULTS, rows: list[Row] | None = No
         return pd.concat([first, rest.assign(order=rest["order"] + 1)], ignore_index=True)
     records = []
     for order, row in enumerate(rows):
-        for path in sorted((Path(results) / family / row.slug).glob("seed*/summary.json")):
-            seed = int(path.parent.name[4:])
-            if seeds is not None and seed not in seeds:
-                continue
-            summary = json.loads(path.read_text())
-            coverage_path = path.parent / "coverage.json"
+        for seed, folder in _finished_runs(family, row, results, seeds):
+            summary = json.loads((folder / "summary.json").read_text())
+            coverage_path = folder / "coverage.json"
             coverage = json.loads(coverage_path.read_text()) if coverage_path.exists() else {}
             records.append({"order": order, "row": row.name, "seed": seed,
                             "miou": 100 * summary["best_miou"],
@@ -294,22 +303,19 @@ def coverage_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-#: short column names of :func:`weight_table` for :data:`ppc.evaluate.WEIGHT_REGIONS`
-#: (true region -> pseudo label)
-WEIGHT_COLUMNS = {
-    "background labelled background": "bg -> bg", "background labelled an object": "bg -> object",
-    "part labelled its class": "part -> its class", "part labelled background": "part -> bg",
-    "body labelled its class": "body -> its class", "body labelled background": "body -> bg",
-    "object labelled another class": "object -> other class",
-}
+#: short column names of :func:`weight_table` for :data:`ppc.evaluate.WEIGHT_REGIONS`, in
+#: its order (true region -> pseudo label)
+WEIGHT_COLUMNS = dict(zip(WEIGHT_REGIONS, (
+    "bg -> bg", "bg -> object", "part -> its class", "part -> bg", "body -> its class",
+    "body -> bg", "object -> other class"), strict=True))
 
 
 def weight_table(family: str, rows: list[str], *, results: Path = RESULTS,
                  seeds=None) -> pd.DataFrame:
     """Where the intra-view term's averagings put their weight on each trained run's own
     pseudo labels (:func:`ppc.experiment.intra_weights`; % of the weight, mean ± std over
-    seeds): one line per row of ``family`` named in ``rows`` and weighting. Runs with
-    neither ``intra_weights.json`` nor ``model.pt`` are left out (``seeds`` counts the
+    seeds): one line per row of ``family`` named in ``rows`` and weighting. Finished runs
+    with neither ``intra_weights.json`` nor ``model.pt`` are left out (``seeds`` counts the
     rest); ``seeds``: only these seeds (default: every stored seed)."""
     from .experiment import intra_weights
 
@@ -318,12 +324,8 @@ def weight_table(family: str, rows: list[str], *, results: Path = RESULTS,
         raise ValueError(f"rows {unknown} are not rows of the {family} family")
     out = []
     for row in (r for r in FAMILIES[family] if r.name in rows):
-        found = []
-        for folder in sorted((Path(results) / family / row.slug).glob("seed*")):
-            if seeds is None or int(folder.name[4:]) in seeds:
-                weights = intra_weights(folder)
-                if weights is not None:
-                    found.append(weights["shares"])
+        found = [weights["shares"] for _, folder in _finished_runs(family, row, results, seeds)
+                 if (weights := intra_weights(folder)) is not None]
         for weighting in (found[0] if found else {}):
             line = {"row": row.name, "weighting": weighting, "seeds": len(found)}
             for region, name in WEIGHT_COLUMNS.items():

@@ -397,7 +397,7 @@ def hard_pixel_sampling(
     eligible = (counts >= 2) & (per_class > 0)
     eligible[num_classes:] = False  # a slice: fill_, no host-to-device copy
     num_present = (counts[:num_classes] > 0).sum().clamp_min(1)
-    if balance == "classes":
+    if balance == "classes":  # the official expression as it was: same rounding as ever
         class_weight = torch.where(eligible, 1.0 / (per_class.clamp_min(1) * num_present), 0.0)
     else:
         share = _class_shares(size, num_present, balance, background)

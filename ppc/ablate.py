@@ -90,13 +90,19 @@ def _components(base: str, sampling_parts: bool = False) -> list[Row]:
 def _sampling_parts(base: str) -> list[Row]:
     """Hard pixel sampling taken apart (not in the paper): every pixel, with the classes'
     shares of the loss changed one part at a time (the foreground classes balanced, the
-    background at its share of the pixels; the background balanced against the
-    foreground, the foreground classes by pixels; both: the class-balanced mean), then
-    the class-balanced mean over a random half, without the hard band."""
+    background at its share of the pixels; the background alone lowered to one class's
+    share; the foreground alone raised to what the background leaves in the next row; the
+    background balanced against the foreground, the foreground classes by pixels; all of
+    it: the class-balanced mean), then the class-balanced mean over a random half,
+    without the hard band."""
     every = dict(sampling_random_fraction=1.0, sampling_hard_fraction=0.0)
     return [
         Row(f"{base}: + intra + mining + every pixel, foreground classes balanced", {
             "base": base, "extra": _ppc(**every, sampling_balance="foreground classes")}),
+        Row(f"{base}: + intra + mining + every pixel, background alone at one class's share",
+            {"base": base, "extra": _ppc(**every, sampling_balance="background alone")}),
+        Row(f"{base}: + intra + mining + every pixel, foreground alone raised", {
+            "base": base, "extra": _ppc(**every, sampling_balance="foreground alone")}),
         Row(f"{base}: + intra + mining + every pixel, background balanced against foreground",
             {"base": base, "extra": _ppc(**every, sampling_balance="background vs foreground")}),
         Row(f"{base}: + intra + mining + class-balanced, every pixel", {"base": base, "extra": _ppc(

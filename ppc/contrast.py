@@ -290,7 +290,8 @@ def rank_within_class(values: Tensor, classes: Tensor, num_classes: int) -> Tens
 
 
 #: the ``balance`` options of :func:`hard_pixel_sampling` (the first is the official code's)
-SAMPLING_BALANCES = ("classes", "foreground classes", "background vs foreground")
+SAMPLING_BALANCES = ("classes", "foreground classes", "background vs foreground",
+                     "background alone", "foreground alone")
 
 
 def _class_shares(size: Tensor, num_present: Tensor, balance: str, background: int) -> Tensor:
@@ -305,9 +306,15 @@ def _class_shares(size: Tensor, num_present: Tensor, balance: str, background: i
         background_share = size[background] / pixels
         foreground = (1 - background_share) / num_foreground.clamp_min(1)
         return torch.where(is_background, background_share, foreground)
+    # "background vs foreground", and the mean over pixels' shares for the "alone" options
     foreground_pixels = (pixels - size[background]).clamp_min(1)
     foreground = num_foreground.double() / num_present * size / foreground_pixels
-    return torch.where(is_background, 1.0 / num_present.double(), foreground)
+    background_share = 1.0 / num_present.double()
+    if balance == "background alone":
+        foreground = size / pixels
+    elif balance == "foreground alone":
+        background_share = size[background] / pixels
+    return torch.where(is_background, background_share, foreground)
 
 
 def hard_pixel_sampling(
@@ -344,11 +351,21 @@ def hard_pixel_sampling(
       pixels, ``n_bg / n``; the foreground classes share the rest equally;
     * ``"background vs foreground"`` (not in the paper): the background ``1 / K`` as
       officially, the foreground ``K_fg / K`` in all, shared by pixels: ``K_fg / K *
-      n_c / n_fg``.
+      n_c / n_fg``;
+    * ``"background alone"`` (not in the paper): the background ``1 / K`` as in
+      ``"background vs foreground"``, each foreground class its share of the pixels
+      ``n_c / n`` as in the mean over pixels;
+    * ``"foreground alone"`` (not in the paper): the background its share of the pixels
+      ``n_bg / n``, the foreground classes ``K_fg / K * n_c / n_fg`` as in
+      ``"background vs foreground"``.
 
-    The last two take apart what ``"classes"`` changes against the mean over pixels: the
-    background's share, and the foreground classes' shares among themselves. Classes with
-    one pixel still add 0.
+    ``"foreground classes"`` and ``"background vs foreground"`` take apart what
+    ``"classes"`` changes against the mean over pixels: the background's share, and the
+    foreground classes' shares among themselves. The two ``"alone"`` options take the
+    second apart once more: lowering the background's share from ``n_bg / n`` to ``1 / K``
+    also raises the foreground's from ``n_fg / n`` to ``K_fg / K``; each makes one of the
+    two changes, so their shares do not sum to 1 (the intra term's total weight changes).
+    Classes with one pixel still add 0.
 
     ``similarity`` ``[M]`` similarity of each pixel to its own prototype; ``targets`` ``[M]``
     its class; ``keep`` ``[M]`` bool, pixels that take part. The random draw is one

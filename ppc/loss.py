@@ -58,9 +58,11 @@ class PPCConfig:
         sampling_hard_upper: ``upper`` above (0.6 in the official code).
         sampling_balance: each class's share of the sampled loss: "classes" (official:
             every class present the same), or, not in the paper, "foreground classes" (the
-            background keeps its share of the pixels) or "background vs foreground" (the
-            background 1/K, the foreground classes by pixels); see
-            :func:`ppc.hard_pixel_sampling`.
+            background keeps its share of the pixels), "background vs foreground" (the
+            background 1/K, the foreground classes by pixels), "background alone" (the
+            background 1/K, the foreground classes their shares of the pixels) or
+            "foreground alone" (the background its share of the pixels, the foreground as
+            in "background vs foreground"); see :func:`ppc.hard_pixel_sampling`.
         prototype_embeddings: "raw" (official: average the projections, then normalise) or
             "normalized" (the paper's formula: average the normalised embeddings).
         prototype_classes: "all" (official: rank every class in every image; every

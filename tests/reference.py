@@ -157,8 +157,13 @@ def intra(emb, labels, protos, tau, *, valid=None, mining=True, sampling=True, s
             share = 1 / present
         elif balance == "foreground classes":
             share = sizes[0] / pixels if c == 0 else (1 - sizes[0] / pixels) / foreground
-        else:  # "background vs foreground"
+        elif balance == "background vs foreground":
             share = 1 / present if c == 0 else foreground / present * size / (pixels - sizes[0])
+        elif balance == "background alone":
+            share = 1 / present if c == 0 else size / pixels
+        else:  # "foreground alone"
+            share = sizes[0] / pixels if c == 0 else \
+                foreground / present * size / (pixels - sizes[0])
         rand = sorted(members, key=lambda i: (random_keys[i].item(), i))
         rand = rand[:math.floor(size * random_fraction)]
         hard = sorted(members, key=lambda i: (per_pixel[i][2], i))

@@ -15,7 +15,7 @@ TINY = {"extra": {"steps": 2, "batch_size": 8, "width": 8, "scales": [1.0], "thr
 
 def test_families_cover_the_paper_tables():
     components = [r.name for r in FAMILIES["components"]]
-    assert len(components) == 22 and components[0] == "seam: base"
+    assert len(components) == 26 and components[0] == "seam: base"
     assert components[-1] == "cam: + intra + mining + pixel sampling (PPC)"
     parts = {r.name: r.parameters.get("extra") for r in FAMILIES["components"]}
     every = {"ppc__sampling_random_fraction": 1.0, "ppc__sampling_hard_fraction": 0.0}
@@ -24,6 +24,10 @@ def test_families_cover_the_paper_tables():
         **every, "ppc__sampling_balance": "foreground classes"}
     assert parts["cam: + intra + mining + every pixel, background balanced against "
                  "foreground"] == {**every, "ppc__sampling_balance": "background vs foreground"}
+    assert parts["seam: + intra + mining + every pixel, background alone at one class's "
+                 "share"] == {**every, "ppc__sampling_balance": "background alone"}
+    assert parts["seam: + intra + mining + every pixel, foreground alone raised"] == {
+        **every, "ppc__sampling_balance": "foreground alone"}
     assert [r.parameters["extra"]["ppc__top_k"] for r in FAMILIES["top_k"]] == [8, 16, 32, 64,
                                                                                  128]
     assert {"transform", "tau", "bg_threshold"} <= set(FAMILIES)

@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 
 import ppc
+from ppc.contrast import SAMPLING_BALANCES
 from reference import intra as ref_intra
 from reference import nce as ref_nce
 
@@ -130,8 +131,7 @@ def test_intra_sampling_fractions_match_loop(fractions):
     torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("balance", ["classes", "foreground classes",
-                                     "background vs foreground"])
+@pytest.mark.parametrize("balance", SAMPLING_BALANCES)
 @pytest.mark.parametrize("case", ["random", "no background", "only background",
                                   "one-pixel classes"])
 def test_sampling_balance_matches_loop(balance, case):
@@ -174,7 +174,13 @@ def test_sampling_balance_hand_example():
     split = weights("background vs foreground")  # background 1/3; foreground 2/3 by pixels
     torch.testing.assert_close(split[:6].sum(), torch.tensor(1 / 3, dtype=torch.float64))
     torch.testing.assert_close(split[6:9].sum(), torch.tensor(2 / 3 * 3 / 4, dtype=torch.float64))
-    for w in (classes, foreground, split):
+    background = weights("background alone")  # background 1/3; foreground 1/10 a pixel
+    torch.testing.assert_close(background[:6].sum(), torch.tensor(1 / 3, dtype=torch.float64))
+    torch.testing.assert_close(background[6:9], torch.full((3,), 0.1, dtype=torch.float64))
+    raised = weights("foreground alone")  # background 6/10; foreground as in split
+    torch.testing.assert_close(raised[:6].sum(), torch.tensor(0.6, dtype=torch.float64))
+    torch.testing.assert_close(raised[6:9], split[6:9])
+    for w in (classes, foreground, split, background, raised):
         assert w[9] == 0  # the one-pixel class adds 0
     with pytest.raises(ValueError, match="balance must be one of"):
         weights("pixels")

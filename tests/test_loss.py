@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import ppc
+from ppc.contrast import SAMPLING_BALANCES
 from inputs import random_batch
 from reference import ppc_loss
 from sync_check import FailOnSync
@@ -58,6 +59,9 @@ VARIANTS = {
     "balance_background_vs_foreground": dict(sampling_balance="background vs foreground",
                                              sampling_random_fraction=1.0,
                                              sampling_hard_fraction=0.0),
+    "balance_background_alone": dict(sampling_balance="background alone",
+                                     sampling_random_fraction=1.0, sampling_hard_fraction=0.0),
+    "balance_foreground_alone": dict(sampling_balance="foreground alone"),
 }
 
 
@@ -152,8 +156,7 @@ def test_module_bad_inputs():
         m(ps, cs, pt, ct, labels, pixel_mask=torch.ones(3, 6, 5))
 
 
-@pytest.mark.parametrize("variant", ["default", "paper", "foreground classes",
-                                     "background vs foreground"])
+@pytest.mark.parametrize("variant", ["default", "paper", *SAMPLING_BALANCES[1:]])
 def test_loss_makes_no_host_device_sync(variant):
     ps, cs, pt, ct, labels = _two_views(9, c=20, d=16, h=8, w=8)
     extra = {"default": {},

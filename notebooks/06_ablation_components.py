@@ -256,35 +256,40 @@ ablate.coverage_table(six)
 #   (-11.3 and -11.0 against -10.5). With the class balancing alone the seeds lose what
 #   intra + mining had won: body recall 35.0% against 49.3%, precision 21.7% against
 #   35.5%.
-# * **Within the class balancing, lowering the background's share does it.** Every pixel
-#   kept, with the foreground classes balanced among themselves but the background at
-#   its share of the pixels: -0.6 ± 2.7 against intra + mining (above in 2 of 6 seeds),
-#   and +9.9 ± 4.9 over the class-balanced mean (6 of 6). With the background given one
-#   class's share and the foreground classes shared by pixels: -10.5 ± 3.2 against
-#   intra + mining (0 of 6 above), level with the class-balanced mean (+0.0 ± 3.3). The
-#   seeds follow: body recall 49.9% and 35.5%, precision 33.9% and 21.2%.
+# * **Within the class balancing, the background's share against the foreground's does
+#   it.** Every pixel kept, with the foreground classes balanced among themselves but the
+#   background at its share of the pixels: -0.6 ± 2.7 against intra + mining (above in 2
+#   of 6 seeds), and +9.9 ± 4.9 over the class-balanced mean (6 of 6). With the background
+#   given one class's share and the foreground the rest, shared by pixels ("background
+#   balanced against foreground"): -10.5 ± 3.2 against intra + mining (0 of 6 above),
+#   level with the class-balanced mean (+0.0 ± 3.3). The seeds follow: body recall 49.9%
+#   and 35.5%, precision 33.9% and 21.2%.
 # * **That change needs both of its halves.** Lowering the background's share alone (the
 #   foreground classes at their shares of the pixels) costs -4.4 ± 3.8 against intra +
 #   mining (0 of 6 seeds above), raising the foreground's alone (the background at its
 #   share of the pixels) -3.2 ± 3.3 (1 of 6 above); both together, -10.5 ± 3.2, are below
 #   each of them in 6 of 6 seeds. The first row lowers the intra-view term's total weight
-#   and the second raises it, so the cost does not follow that total; it follows the
-#   foreground's weight against the background's, about 0.2 under the mean over pixels,
-#   1.1 to 1.4 with either half (the shares of the pixels of these rows' models, K = 7)
-#   and 6 with both. The seeds' body recall (46.7% and 44.9%) and precision (28.1% and
-#   30.3%) lie between intra + mining's and the two together's.
+#   and the second raises it, so the cost does not follow that total; coarsely, it follows
+#   the foreground's weight against the background's: about 0.2 under the mean over
+#   pixels, 1.1 to 1.4 with either half (from the shares of the pixels of these rows'
+#   models, K = 7) and 6 with both. The two halves cannot be ranked against each other
+#   (-1.2 ± 2.3 apart, the first above in 2 of 6 seeds). The seeds' body recall (46.7%
+#   and 44.9%) and precision (28.1% and 30.3%) lie between intra + mining's and the two
+#   together's.
 # * **On SEAM the sampling works the other way.** SEAM + intra + mining is below SEAM
 #   (-3.3 ± 4.8, above in 2 of 6 seeds), and hard pixel sampling lifts it by +5.1 ± 6.7
 #   (5 of 6).
 # * **On SEAM the same part carries it, as a gain.** Against SEAM + intra + mining: the
-#   background at one class's share (the foreground by pixels) +6.0 ± 6.6 (above in 5 of
-#   6 seeds); the foreground classes balanced with the background at its share of the
-#   pixels -0.9 ± 3.2 (2 of 6); the class-balanced mean over every pixel +3.3 ± 4.4 and a
-#   random half per class +3.7 ± 4.8 (5 of 6 each). Each half of the first change gives
-#   part of it, within the spread: the background's share lowered alone +3.8 ± 5.5, the
-#   foreground's raised alone +3.7 ± 6.5 (4 of 6 above each). The first of these rows is above
-#   SEAM itself in 5 of 6 seeds (+2.7 ± 4.4), as the cross-CAM term alone is: a hint
-#   within the spread, not a result.
+#   background balanced against the foreground (one class's share, the foreground the
+#   rest by pixels) +6.0 ± 6.6 (above in 5 of 6 seeds); the foreground classes balanced
+#   with the background at its share of the pixels -0.9 ± 3.2 (2 of 6); the
+#   class-balanced mean over every pixel +3.3 ± 4.4 and a random half per class +3.7 ±
+#   4.8 (5 of 6 each). The background balanced against the foreground is above SEAM
+#   itself in 5 of 6 seeds (+2.7 ± 4.4), as the cross-CAM term alone is: a hint within
+#   the spread, not a result. Each half of that change gives part of it, within the
+#   spread: the background's share lowered alone +3.8 ± 5.5, the foreground's raised
+#   alone +3.7 ± 6.5 (4 of 6 above intra + mining each; against SEAM, +0.5 ± 6.3 and
+#   +0.3 ± 7.2).
 # * So **full PPC does not beat its base** on either: CAM -1.2 ± 6.0 (2 of 6 seeds
 #   above), SEAM +1.8 ± 5.5 (4 of 6). The paper reports +6.1 for SEAM on VOC; here one
 #   seed of six goes beyond it (+9.0).
@@ -295,9 +300,9 @@ ablate.coverage_table(six)
 # of the loss instead of its share of the pixels, and the foreground the rest, does as
 # much by itself (either half of that change alone costs a third to a half as much); on
 # SEAM the sampling keeps the intra-view term from hurting, and the same change to the
-# shares does that by itself too. The last section of this page looks
-# at what the trained models' pseudo labels hold; whether any of it holds on VOC, where
-# the paper keeps the sampling in its full method, these runs cannot say.
+# shares does that by itself too. The last section of this page looks at what the
+# trained models' pseudo labels hold; whether any of it holds on VOC, where the paper
+# keeps the sampling in its full method, these runs cannot say.
 
 # %% [markdown]
 # ## Where the intra-view term's weight goes, run by run
@@ -342,14 +347,15 @@ weights[weights["weighting"] == "class-balanced, every pixel"].drop(
 #   weight on every CAM row (on the rows that train with it, 67 to 68%), each pulled
 #   towards the prototype of the object it is wrongly given; the mean over pixels gives
 #   them a tenth to a fifth.
-# * **The rows that take the class balancing apart follow the background's share.**
-#   With the background at its share of the pixels (the foreground classes balanced),
-#   11.0 ± 2.0% of the pixels are false foreground, lower than the class-balanced mean in
-#   6 of 6 seeds and level with intra + mining (lower in 2 of 6); with the background at
-#   one class's share (the foreground by pixels), 19.1 ± 2.0%, higher than intra +
-#   mining in 6 of 6. Either half of that change alone lands in between: 14.7 ± 2.9%
-#   (the background's share lowered) and 16.1 ± 2.7% (the foreground's raised), each
-#   higher than intra + mining and lower than both halves together in 6 of 6 seeds.
+# * **The rows that take the class balancing apart follow the split between background
+#   and foreground.** With the background at its share of the pixels (the foreground
+#   classes balanced), 11.0 ± 2.0% of the pixels are false foreground, lower than the
+#   class-balanced mean in 6 of 6 seeds and level with intra + mining (lower in 2 of 6);
+#   with the background balanced against the foreground (one class's share, the
+#   foreground the rest), 19.1 ± 2.0%, higher than intra + mining in 6 of 6. Either half
+#   of that change alone lands in between: 14.7 ± 2.9% (the background's share lowered)
+#   and 16.1 ± 2.7% (the foreground's raised), each higher than intra + mining and lower
+#   than both halves together in 6 of 6 seeds.
 # * **On SEAM the false foreground is smaller from the start** (8.4 ± 3.7% of the
 #   pixels), and intra + mining leaves it about where it was (7.0 ± 4.1%). It changes the
 #   object bodies instead: labelled with their class 0.9 ± 0.6% of the pixels against
@@ -367,8 +373,8 @@ weights[weights["weighting"] == "class-balanced, every pixel"].drop(
 # most of the weight, and its runs label less of the bodies with their class. The rows
 # that change one share each are the closest these runs come to a test on CAM: giving
 # the background one class's share and the foreground the rest costs the whole gain and
-# keeps the false foreground, either half of it alone part of that (a third to a half of
-# the mIoU lost, a half to two thirds of the false foreground added); balancing the
+# keeps the false foreground, either half of it alone costs part of that (a third to a
+# half of the mIoU lost, a half to two thirds of the false foreground added); balancing the
 # foreground classes among themselves shows no measurable cost (-0.6 ± 2.7). They do not
 # separate the weight on the false foreground from the weight on the rest of the
 # foreground: every row here scales the two together.

@@ -34,6 +34,8 @@ def test_bench_loss_prints_a_speed_up_per_map_size(capsys):
     assert all(row.split()[6].endswith("x") for row in rows[:2])  # the kernels' bound
     floor = [line for line in out.splitlines() if line.startswith("floor (cpu)")]
     assert len(floor) == 1 and float(floor[0].split(", ")[1].split()[0]) > 0
+    calls = [line for line in out.splitlines() if " per pass, " in line]
+    assert len(calls) == 1 and int(calls[0].split("(")[1].split()[0]) > 100
     # the two implementations compute the same loss, up to their documented differences
     # (random draws, the background prototype's ranking): totals within 5%
     for size in ("4x4", "6x6"):

@@ -90,11 +90,11 @@ def _components(base: str, sampling_parts: bool = False) -> list[Row]:
 def _sampling_parts(base: str) -> list[Row]:
     """Hard pixel sampling taken apart (not in the paper): every pixel, with the classes'
     shares of the loss changed one part at a time (the foreground classes balanced, the
-    background at its share of the pixels; the background alone lowered to one class's
-    share; the foreground alone raised to what the background leaves in the next row; the
-    background balanced against the foreground, the foreground classes by pixels; all of
-    it: the class-balanced mean), then the class-balanced mean over a random half,
-    without the hard band."""
+    background at its share of the pixels; the background's share alone lowered to one
+    class's; the foreground's alone raised to its share in the next row; the background
+    balanced against the foreground, the foreground classes by pixels; all of it: the
+    class-balanced mean), then the class-balanced mean over a random half, without the
+    hard band."""
     every = dict(sampling_random_fraction=1.0, sampling_hard_fraction=0.0)
     return [
         Row(f"{base}: + intra + mining + every pixel, foreground classes balanced", {

@@ -345,17 +345,6 @@ def kernels_only(module: ppc.PixelToPrototypeContrast, inputs: tuple[Tensor, ...
     return kernels
 
 
-def overhead_floor(device: torch.device, repeats: int, warmup: int) -> float:
-    """Median ms of a forward + backward pass of the vectorised loss on 2x2 maps (K = 1):
-    the same operator calls as at any map size with almost no arithmetic, i.e. what its
-    calls cost in themselves (Python, dispatch and, on CUDA, kernel launches)."""
-    inputs, _, _, vectorised = vectorised_setup(2, device)
-    for _ in range(max(warmup, 3)):
-        timed_pass(vectorised, inputs, device)
-    return 1e3 * statistics.median(timed_pass(vectorised, inputs, device)
-                                   for _ in range(max(repeats, 5)))
-
-
 class _CountCalls(TorchDispatchMode):
     """Counts the aten operator calls made while it is active (autograd's included)."""
 
@@ -368,14 +357,20 @@ class _CountCalls(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def operator_calls(device: torch.device) -> int:
-    """aten operator calls of one forward + backward pass of the vectorised loss (2x2 maps;
-    the count does not depend on the map size)."""
+def overhead_floor(device: torch.device, repeats: int, warmup: int) -> tuple[float, int]:
+    """Median ms of a forward + backward pass of the vectorised loss on 2x2 maps (K = 1):
+    the same operator calls as at any map size with almost no arithmetic, i.e. what its
+    calls cost in themselves (Python, dispatch and, on CUDA, kernel launches); and the
+    number of aten operator calls of a pass (counted in the last warm-up pass, after the
+    first pass's lazy initialisation)."""
     inputs, _, _, vectorised = vectorised_setup(2, device)
-    timed_pass(vectorised, inputs, device)  # first-call work (lazy init) is not counted
+    for _ in range(max(warmup, 3) - 1):
+        timed_pass(vectorised, inputs, device)
     with _CountCalls() as counter:
         timed_pass(vectorised, inputs, device)
-    return counter.calls
+    ms = 1e3 * statistics.median(timed_pass(vectorised, inputs, device)
+                                 for _ in range(max(repeats, 5)))
+    return ms, counter.calls
 
 
 def speed_up(slow_ms: float, fast_ms: float) -> str:
@@ -482,8 +477,7 @@ def main(argv=None) -> None:
     print("views; bound = loop / kernels, the largest speed-up an implementation built on")
     print("these kernels can reach")
     for device in devices:
-        floor = overhead_floor(device, args.repeats, args.warmup)
-        calls = operator_calls(device)
+        floor, calls = overhead_floor(device, args.repeats, args.warmup)
         print(f"floor ({device.type}): the vectorised loss on 2x2 maps, {floor:.2f} ms: the cost "
               "of its operator calls")
         print(f"    alone ({calls} per pass, {1e3 * floor / calls:.1f} us each), paid at every map "

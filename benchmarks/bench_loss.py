@@ -16,8 +16,9 @@ projections of both views) of
   prototypes (matmul, forward and backward) and the per-pixel sort of its 21 logits
   (mining); ``loop / kernels`` ("bound") is the largest speed-up an implementation built
   on these kernels could reach;
-* ``compiled`` (with ``--compile``): the same module through ``torch.compile``, timed
-  after its first passes (which compile it);
+* ``compiled`` (with ``--compile``): the same module through ``torch.compile`` (one
+  graph: the module makes its random draws before the loss), timed after its first passes
+  (which compile it);
 * ``floor``: ``vectorised`` on 2x2 maps (K = 1), the same operator calls with almost no
   arithmetic: what the calls cost in themselves (Python, dispatch, kernel launches), paid
   at every map size; printed with the number of aten operator calls of a pass (forward

@@ -485,10 +485,13 @@ def intra_from_logits(
     sampling_hard_upper: float = 0.6,
     sampling_balance: str = "classes",
     generator: torch.Generator | None = None,
+    random_keys: Tensor | None = None,
 ) -> Tensor:
     """:func:`intra_view_loss` on logits ``[M, P]``, targets ``[M]`` and keep ``[M]`` (see
     :func:`flatten_labels`, :func:`prototype_logits`), or on logit maps ``[N, P, H*W]``
-    (:func:`logit_maps`) with targets and keep ``[N, H*W]``; pixels in ``n, y, x`` order."""
+    (:func:`logit_maps`) with targets and keep ``[N, H*W]``; pixels in ``n, y, x`` order.
+    ``random_keys`` ``[M]``: hard pixel sampling's draw, made beforehand (see
+    :func:`hard_pixel_sampling`); ``generator`` is then not used."""
     num_protos = logits.shape[1]
     positive = logits.gather(1, targets.unsqueeze(1))  # [M, 1] or [N, 1, HW]
     if mining:
@@ -511,7 +514,8 @@ def intra_from_logits(
     weights = hard_pixel_sampling(
         positive.detach().reshape(-1), targets.reshape(-1), keep.reshape(-1), num_protos,
         random_fraction=sampling_random_fraction, hard_fraction=sampling_hard_fraction,
-        hard_upper=sampling_hard_upper, generator=generator, balance=sampling_balance,
+        hard_upper=sampling_hard_upper, generator=generator, random_keys=random_keys,
+        balance=sampling_balance,
     )
     return (weights * nll.reshape(-1)).sum()
 

@@ -147,8 +147,10 @@ class PixelToPrototypeContrast(nn.Module):
     the pixels where the correspondence holds (e.g. inside a rotated frame): only they are
     labelled and enter the prototypes, and each CAM is min-max normalised over them.
     ``generator`` (a ``torch.Generator`` on the projections' device) makes hard pixel
-    sampling's random draws reproducible. Under ``torch.distributed`` the prototypes are
-    those of the global batch (``process_group``, default: the world).
+    sampling's random draws reproducible; they are made first, so that with
+    ``validate=False`` ``torch.compile`` traces the rest into one graph (value validation
+    reads values, and breaks it). Under ``torch.distributed`` the prototypes are those of
+    the global batch (``process_group``, default: the world).
 
     The background prototype ranks pixels by ``1 - max`` of the present classes' CAMs
     min-max normalised *without* ReLU (the official code ranks a constant, and with the
@@ -230,6 +232,15 @@ class PixelToPrototypeContrast(nn.Module):
     ) -> dict[str, Tensor]:
         cfg = self.config
         self._check(proj_s, cams_s, proj_t, cams_t, image_labels, pixel_mask)
+        # Hard pixel sampling's random keys (one per pixel, view S then T), drawn before the
+        # loss: torch.compile cannot trace a torch.Generator, and breaks the graph here once
+        # instead of inside the loss.
+        n, _, h, w = proj_s.shape
+        keys = {
+            v: torch.rand(n * h * w, generator=generator, device=proj_s.device)
+            if cfg.intra and cfg.pixel_sampling else None
+            for v in "st"
+        }
         s = self.view_state(proj_s, cams_s, image_labels, pixel_mask)
         t = self.view_state(proj_t, cams_t, image_labels, pixel_mask)
 
@@ -243,7 +254,6 @@ class PixelToPrototypeContrast(nn.Module):
 
         # One matmul per view, against both views' prototypes; logits stay as maps
         # [N, P, H*W] (classes along dimension 1), targets and keep as [N, H*W].
-        n = proj_s.shape[0]
 
         def flat(labels, valid_protos):
             y, keep = flatten_labels(labels, ignore, valid_protos)
@@ -285,7 +295,7 @@ class PixelToPrototypeContrast(nn.Module):
                     sampling_hard_fraction=cfg.sampling_hard_fraction,
                     sampling_hard_upper=cfg.sampling_hard_upper,
                     sampling_balance=cfg.sampling_balance,
-                    generator=generator,
+                    random_keys=keys[v],
                 )
                 for v in "st"
             )

@@ -188,3 +188,29 @@ def test_loss_makes_no_sync_on_cuda():
         module(ps, cs, pt, ct, labels, generator=gen)["total"].backward()
     finally:
         torch.cuda.set_sync_debug_mode(0)
+
+
+def test_torch_compile_traces_one_graph_and_keeps_the_draws():
+    # the sampling keys are drawn before the loss: torch.compile cannot trace a Generator,
+    # and a draw inside the loss would cut it into one graph per draw
+    ps, cs, pt, ct, labels = _two_views(11, c=20, d=16, h=8, w=8)
+    module = ppc.PixelToPrototypeContrast(ppc.PPCConfig(validate=False))
+    mask = torch.rand(3, 8, 8) < 0.9
+    gen = torch.Generator()
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(
+        lambda *a: module(*a, pixel_mask=mask, generator=gen)["total"])(ps, cs, pt, ct, labels)
+    assert explained.graph_count == 1, explained.break_reasons
+    compiled = torch.compile(module, backend="eager")  # dynamo's graph, run eagerly
+    results = []
+    for fn in (module, compiled):
+        gen.manual_seed(5)
+        out = fn(ps, cs, pt, ct, labels, pixel_mask=mask, generator=gen)
+        results.append((out, torch.autograd.grad(out["total"], (ps, pt)), gen.get_state()))
+    (eager, g_eager, state_eager), (traced, g_traced, state_traced) = results
+    for term in ppc.loss.TERMS:
+        assert torch.equal(traced[term], eager[term]), term
+    for a, b in zip(g_traced, g_eager, strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(state_traced, state_eager)  # the same draws, nothing more
+    torch._dynamo.reset()

@@ -172,7 +172,7 @@ for name in ("A", "B", "F"):
 # * **What C3 measures.** It averages signed offsets over (image, class) pairs, so
 #   offsets in opposite directions cancel: it detects a shift in one direction, not
 #   scatter. Per pair, the offsets scatter widely in every candidate (standard deviation
-#   of offset y 6.8 to 11.4 px over pairs; 4.0 px for C), so passing C3 says that the CAMs
+#   of offset y 6.8 to 11.2 px over pairs; 4.0 px for C), so passing C3 says that the CAMs
 #   are not displaced one way, not that each one sits on its object. The criterion stays
 #   as it was written before the runs.
 #

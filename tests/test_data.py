@@ -356,3 +356,92 @@ def test_unreadable_mask_and_missing_val_list_are_layout_errors(voc_root):
     (voc_root / "SegmentationClass" / f"{ds.ids[1]}.png").write_bytes(b"not a png")
     with pytest.raises(DatasetLayoutError, match=rf"cannot read mask .*{ds.ids[1]}.png"):
         ds[1]
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(pixel_noise=-1.0), "pixel_noise must be in \\[0, 1\\]"),
+    (dict(colour_jitter=-1.0), "colour_jitter must be in \\[0, 1\\]"),
+    (dict(pixel_noise=float("nan")), "pixel_noise must be finite"),
+    (dict(colour_jitter=float("inf")), "colour_jitter must be finite"),
+    (dict(part_offset=float("nan")), "part_offset must be finite"),
+    (dict(body_radius=(8.0, float("nan"))), "body_radius must be finite"),
+    (dict(decoy_fraction=float("-inf")), "decoy_fraction must be finite"),
+    (dict(palette_seed=-1), r"palette_seed must be in \[0, 2\*\*32\)"),
+    (dict(palette_seed=2**32), r"palette_seed must be in \[0, 2\*\*32\)"),
+    (dict(num_classes=256, body_groups=1), r"num_classes must be in \[1, 254\]"),
+    (dict(clutter_blobs=(-1, 2)), "clutter_blobs must be"),
+    (dict(num_val=-1), "need 0 <= num_train <= num_train_aug and num_val >= 0"),
+    (dict(num_classes=2, class_names=("a", "a")), "class_names must be distinct"),
+    (dict(num_classes=2, class_names=("a", " b")), "class_names must be non-empty"),
+])
+def test_synthetic_config_rejects_non_finite_and_out_of_range_knobs(bad, match):
+    with pytest.raises(ValueError, match=f"SyntheticConfig: {match}"):
+        SyntheticConfig(**bad)
+
+
+def test_synthetic_seeds_roots_and_quality_are_checked(tmp_path):
+    for seed in (-1, 2**32, 1.5, True):
+        with pytest.raises(ValueError, match=r"SyntheticSegmentation: seed must be .*2\*\*32"):
+            SyntheticSegmentation(SMALL, seed=seed)
+    with pytest.raises(ValueError, match=r"generate: seed must be in \[0, 2\*\*32\), got -1"):
+        generate(SMALL, "val", seed=-1)
+    with pytest.raises(ValueError, match="config must be a SyntheticConfig"):
+        SyntheticSegmentation({})
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for write in (write_voc, ensure_voc):
+        with pytest.raises(ValueError, match=rf"{write.__name__}: root .*afile is a file"):
+            write(afile, SMALL)
+    with pytest.raises(ValueError, match="write_voc: root must be the path of the folder"):
+        write_voc(None, SMALL)
+    for quality in (0, 101, 500, 95.0):
+        with pytest.raises(ValueError, match=r"jpeg_quality must be an int in \[1, 100\]"):
+            write_voc(tmp_path / "q", SMALL, jpeg_quality=quality)
+    assert not (tmp_path / "q").exists()  # refused before anything is written
+    with pytest.raises(ValueError, match="ensure_voc: seed"):
+        ensure_voc(tmp_path / "q", SMALL, seed=-1)
+
+
+@pytest.mark.parametrize("split", ["train", "train_aug"])
+def test_split_list_with_a_duplicate_id_is_refused(voc_root, split):
+    path = voc_root / "ImageSets/Segmentation" / f"{split}.txt"
+    ids = path.read_text().split()
+    path.write_text("\n".join([*ids, ids[2]]) + "\n")
+    msg = rf"split list .*{split}.txt lists id '{ids[2]}' twice \(lines 3 and {len(ids) + 1}\)"
+    with pytest.raises(DatasetLayoutError, match=msg):
+        VOCSegmentation(voc_root, split)
+
+
+def test_voc_root_that_is_a_file_or_not_a_path(tmp_path):
+    afile = tmp_path / "VOC2012"
+    afile.write_text("x")
+    with pytest.raises(DatasetLayoutError, match=r"VOC2012 is a file, not a folder: a dataset "
+                                                 r"root must be a folder in the VOC layout"):
+        VOCSegmentation(afile)
+    for root in (None, ""):
+        with pytest.raises(ValueError, match="VOCSegmentation root must be the path"):
+            VOCSegmentation(root)
+
+
+def test_make_loader_rejects_bad_arguments():
+    ds = SyntheticSegmentation(SMALL, "val", seed=0)  # 6 images
+    for batch_size in (2.5, "2", True, 0):
+        with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+            make_loader(ds, batch_size, num_workers=0)
+    with pytest.raises(ValueError, match=r"num_workers must be None .*-1 means one per core on "
+                                         r"the command line only"):
+        make_loader(ds, 2, num_workers=-1)
+    for seed in (2**70, -1, 1.5):
+        with pytest.raises(ValueError, match=r"make_loader: seed must be an int in \[0, 2\*\*64\)"):
+            make_loader(ds, 2, seed=seed, num_workers=0)
+    with pytest.raises(ValueError, match="SeededDataset: seed must be"):
+        SeededDataset(ds, -1)
+    with pytest.raises(ValueError, match="epoch must be an int >= 0"):
+        SeededDataset(ds, 0).set_epoch(-1)
+    with pytest.raises(ValueError, match="drop_last must be True or False"):
+        make_loader(ds, 2, drop_last="no", num_workers=0)
+    with pytest.raises(ValueError, match=r"has 6 items, fewer than one batch of 8.*lower "
+                                         r"batch_size or use more data"):
+        make_loader(ds, 8, num_workers=0)
+    assert len(list(make_loader(ds, 8, drop_last=False, num_workers=0))) == 1
+    assert len(make_loader(ds, 2, seed=2**64 - 1, num_workers=0)) == 3

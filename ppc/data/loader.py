@@ -16,6 +16,23 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 
+#: seeds torch.Generator.manual_seed takes as given (it wraps negative ones, refuses 2**64)
+_SEED_RANGE = "[0, 2**64)"
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_seed(seed, owner: str) -> int:
+    """``seed`` as an int, or a ``ValueError`` naming ``owner`` unless it is an int in
+    ``[0, 2**64)`` (a negative seed also fails in ``np.random.SeedSequence``)."""
+    if not _is_int(seed) or not 0 <= seed < 2**64:
+        raise ValueError(f"{owner}: seed must be an int in {_SEED_RANGE}, got {seed!r} "
+                         f"({type(seed).__name__}); pass a non-negative integer such as 0")
+    return int(seed)
+
+
 def default_num_workers() -> int:
     """The CPU cores this process may use (``os.sched_getaffinity``), at most 8."""
     try:
@@ -32,9 +49,12 @@ class SeededDataset(Dataset):
     :meth:`set_epoch` at the start of every epoch for new augmentations."""
 
     def __init__(self, dataset: Dataset, seed: int) -> None:
-        self.dataset, self.seed, self.epoch = dataset, int(seed), 0
+        self.dataset, self.seed, self.epoch = dataset, _check_seed(seed, "SeededDataset"), 0
 
     def set_epoch(self, epoch: int) -> None:
+        if not _is_int(epoch) or epoch < 0:
+            raise ValueError(f"SeededDataset.set_epoch: epoch must be an int >= 0, got {epoch!r}; "
+                             "pass the 0-based epoch number")
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
@@ -67,13 +87,41 @@ def make_loader(dataset: Dataset, batch_size: int, *, seed: int = 0, shuffle: bo
                 pin_memory: bool = False) -> DataLoader:
     """A DataLoader whose batches are a function of ``seed`` (and the epoch set on a
     :class:`SeededDataset`): shuffling from a seeded ``torch.Generator``, per-sample seeded
-    augmentation, ``num_workers`` defaulting to :func:`default_num_workers`."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    augmentation, ``num_workers`` defaulting to :func:`default_num_workers`.
+
+    ``batch_size``: int >= 1; ``seed``: int in [0, 2**64); ``num_workers``: None (one per
+    core, what ``-1`` means on the command line) or an int >= 0. With ``drop_last`` a
+    dataset smaller than one batch is refused rather than yielding no batch."""
+    if not _is_int(batch_size) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r} "
+                         f"({type(batch_size).__name__}); pass a whole number such as 8")
+    batch_size = int(batch_size)
+    seed = _check_seed(seed, "make_loader")
+    if num_workers is not None and (not _is_int(num_workers) or num_workers < 0):
+        raise ValueError(f"num_workers must be None (one per core, up to 8) or an int >= 0 (0: "
+                         f"load in the main process), got {num_workers!r}; -1 means one per "
+                         "core on the command line only, pass None here")
+    for name, flag in (("shuffle", shuffle), ("drop_last", drop_last),
+                       ("pin_memory", pin_memory)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {flag!r} "
+                             f"({type(flag).__name__})")
+    try:
+        size = len(dataset)
+    except TypeError:
+        raise ValueError(f"dataset must be a map-style dataset with __len__ and __getitem__, "
+                         f"got {type(dataset).__name__}, which has no length") from None
+    if size == 0:
+        raise ValueError("dataset is empty (0 items): the loader would yield no batch; check "
+                         "the split and the data folder")
+    if drop_last and size < batch_size:
+        raise ValueError(f"the dataset has {size} items, fewer than one batch of {batch_size}, "
+                         "so drop_last=True would yield no batch; lower batch_size or use "
+                         "more data (or drop_last=False)")
     if not isinstance(dataset, SeededDataset):
         dataset = SeededDataset(dataset, seed)
-    workers = default_num_workers() if num_workers is None else num_workers
-    generator = torch.Generator().manual_seed(int(seed))
+    workers = default_num_workers() if num_workers is None else int(num_workers)
+    generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
         num_workers=workers, generator=generator, pin_memory=pin_memory,

@@ -22,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,13 +55,14 @@ class SyntheticConfig:
     part_offset: how far from the body centre the part sits, as a fraction of the body's
         smaller radius (0: centre).
     clutter_blobs: (min, max) background blobs; decoy_fraction of them take a body colour.
-    colour_jitter: per-object colour jitter (0-1 scale); pixel_noise: per-pixel sigma.
+    colour_jitter: per-object colour jitter (0-1 scale); pixel_noise: per-pixel sigma (0-1
+        scale); both in [0, 1].
     cooccurrence: probability that an image's second object is its first object's
         partner class (``c ^ 1``): a co-occurrence bias like boat/water in VOC.
     num_train_aug, num_train, num_val: images in train_aug (training, image labels only),
         in train (the first ``num_train`` of train_aug, where pseudo masks are scored, as
         VOC train within train_aug) and in val (separate images, for choosing knobs).
-    palette_seed: seed of the class colours, shared by all splits.
+    palette_seed: seed of the class colours, shared by all splits, in [0, 2**32).
     """
 
     image_size: int = 64
@@ -85,10 +88,19 @@ class SyntheticConfig:
         def bad(msg):
             raise ValueError(f"SyntheticConfig: {msg}")
 
+        # NaN passes every range check below as False, and inf some of them: refuse both first
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            values = value if isinstance(value, (tuple, list)) else (value,)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                bad(f"{f.name} must be finite, got {value!r}; pass a real number (see the "
+                    "SyntheticConfig docstring for its range)")
         if self.image_size < 16:
             bad(f"image_size must be >= 16, got {self.image_size}")
-        if self.num_classes < 1:
-            bad(f"num_classes must be >= 1, got {self.num_classes}")
+        # masks are uint8 with class c stored as c + 1 and 255 meaning ignore
+        if not 1 <= self.num_classes <= 254:
+            bad(f"num_classes must be in [1, 254] (uint8 masks, 255 = ignore), got "
+                f"{self.num_classes}")
         if self.body_groups < 1 or self.num_classes % self.body_groups:
             bad(f"body_groups ({self.body_groups}) must divide num_classes ({self.num_classes})")
         lo, hi = self.objects_per_image
@@ -104,14 +116,25 @@ class SyntheticConfig:
             bad(f"part_offset must be in [0, 1], got {self.part_offset}")
         if not 0 <= self.clutter_blobs[0] <= self.clutter_blobs[1]:
             bad(f"clutter_blobs must be (min, max) with 0 <= min <= max, got {self.clutter_blobs}")
-        for name in ("decoy_fraction", "cooccurrence"):
+        for name in ("decoy_fraction", "cooccurrence", "colour_jitter", "pixel_noise"):
             if not 0 <= getattr(self, name) <= 1:
                 bad(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0 <= self.num_train <= self.num_train_aug or self.num_val < 0:
             bad("need 0 <= num_train <= num_train_aug and num_val >= 0, got "
                 f"{(self.num_train, self.num_train_aug, self.num_val)}")
+        if not 0 <= self.palette_seed < 2**32:
+            bad(f"palette_seed must be in [0, 2**32), got {self.palette_seed}; pass a "
+                "non-negative seed such as 0")
         if self.class_names and len(self.class_names) != self.num_classes:
             bad(f"class_names has {len(self.class_names)} names for {self.num_classes} classes")
+        # classes.txt holds one stripped name per line: other names would not read back
+        for name in self.class_names:
+            if not name.strip() or name != name.strip() or "\n" in name or "\r" in name:
+                bad(f"class_names must be non-empty names without surrounding spaces or line "
+                    f"breaks (they are written one per line to classes.txt), got {name!r}")
+        if len(set(self.class_names)) != len(self.class_names):
+            dup = next(n for i, n in enumerate(self.class_names) if n in self.class_names[:i])
+            bad(f"class_names must be distinct, got {dup!r} twice")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -139,6 +162,43 @@ class SyntheticSplit:
     labels: np.ndarray
     ids: list[str]
     regions: np.ndarray | None = None
+
+
+def _check_seed(seed, owner: str) -> int:
+    """``seed`` as an int, or a ``ValueError`` naming ``owner`` unless it is an int in
+    ``[0, 2**32)`` (the range of RunConfig's seeds; numpy refuses negative ones)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"{owner}: seed must be an int in [0, 2**32), got {seed!r} "
+                         f"({type(seed).__name__}); pass a non-negative integer such as 0")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"{owner}: seed must be in [0, 2**32), got {seed}; pass a "
+                         "non-negative integer such as 0")
+    return int(seed)
+
+
+def _check_config(config, owner: str) -> SyntheticConfig:
+    """``config``, or the default config for None; a ``ValueError`` for anything else (an
+    empty dict would otherwise silently mean the defaults)."""
+    if config is None:
+        return SyntheticConfig()
+    if not isinstance(config, SyntheticConfig):
+        raise ValueError(f"{owner}: config must be a SyntheticConfig (or None for the "
+                         f"defaults), got {type(config).__name__}; build one with "
+                         "SyntheticConfig(**values)")
+    return config
+
+
+def _output_root(root, owner: str) -> Path:
+    """``root`` as a Path, or a ``ValueError`` unless it is a path that is missing or a
+    folder."""
+    if isinstance(root, bytes) or not isinstance(root, (str, os.PathLike)) or str(root) == "":
+        raise ValueError(f"{owner}: root must be the path of the folder to write the benchmark "
+                         f"into (str or Path), got {root!r}; pass e.g. 'data/synthetic'")
+    path = Path(root)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{owner}: root {path} is a file, not a folder; pass the path of a "
+                         "missing or empty folder to write the benchmark into")
+    return path
 
 
 def palettes(config: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -254,6 +314,8 @@ def image_ids(config: SyntheticConfig, split: str) -> list[str]:
 
 def generate(config: SyntheticConfig, split: str = "train_aug", seed: int = 0) -> SyntheticSplit:
     """Render every image of ``split`` ("train_aug", "train" or "val")."""
+    config = _check_config(config, "generate")
+    seed = _check_seed(seed, "generate")
     ids = image_ids(config, split)
     first = int(ids[0][4:]) if ids else 0
     children = np.random.SeedSequence(seed).spawn(first + len(ids))[first:]
@@ -280,7 +342,8 @@ class SyntheticSegmentation(Dataset):
 
     def __init__(self, config: SyntheticConfig | None = None, split: str = "train_aug",
                  seed: int = 0, transform=None) -> None:
-        self.config = config or SyntheticConfig()
+        self.config = _check_config(config, "SyntheticSegmentation")
+        seed = _check_seed(seed, "SyntheticSegmentation")
         self.split, self.seed, self.transform = split, seed, transform
         self.data = generate(self.config, split, seed)
         self.ids = self.data.ids
@@ -310,9 +373,16 @@ def write_voc(root: str | Path, config: SyntheticConfig | None = None, seed: int
     train_aug}.txt``, ``classes.txt`` (the class names, one per line: a VOC-layout
     dataset with its own classes; without it the reader assumes VOC's 20) and
     ``synthetic.json`` (the config and seed it was generated from, see :func:`ensure_voc`).
+    ``jpeg_quality`` is PIL's JPEG quality, an int in [1, 100] (PIL advises at most 95).
     """
-    config = config or SyntheticConfig()
-    root = Path(root)
+    config = _check_config(config, "write_voc")
+    seed = _check_seed(seed, "write_voc")
+    if (isinstance(jpeg_quality, bool) or not isinstance(jpeg_quality, (int, np.integer))
+            or not 1 <= jpeg_quality <= 100):
+        raise ValueError(f"write_voc: jpeg_quality must be an int in [1, 100] (PIL's JPEG "
+                         f"quality; 95 is the default and best advised), got {jpeg_quality!r}")
+    jpeg_quality = int(jpeg_quality)
+    root = _output_root(root, "write_voc")
     for sub in _WRITTEN_FOLDERS:
         (root / sub).mkdir(parents=True, exist_ok=True)
     names = config.names
@@ -352,8 +422,9 @@ def ensure_voc(root: str | Path, config: SyntheticConfig | None = None, seed: in
     is missing or empty, rewritten when it holds another version of the synthetic
     benchmark. A folder with other contents (real VOC, or a benchmark written before
     ``synthetic.json`` existed) raises ``ValueError`` instead of being reused silently."""
-    config = config or SyntheticConfig()
-    root = Path(root)
+    config = _check_config(config, "ensure_voc")
+    seed = _check_seed(seed, "ensure_voc")  # before anything is removed
+    root = _output_root(root, "ensure_voc")
     marker = root / MARKER
     if marker.is_file():
         if marker.read_text() == _marker_text(config, seed):

@@ -194,9 +194,17 @@ class VOCSegmentation(Dataset):
 
     def __init__(self, root: str | Path, split: str = "train", transform=None,
                  class_names=None) -> None:
+        if isinstance(root, bytes) or not isinstance(root, (str, os.PathLike)) or str(root) == "":
+            # Path(None) is a TypeError and Path("") the working directory
+            raise ValueError(f"VOCSegmentation root must be the path of the dataset folder (str "
+                             f"or Path), got {root!r}; pass e.g. data_root='.../VOC2012': "
+                             f"{LAYOUT}")
         self.root = Path(root)
         self.split = split
         self.transform = transform
+        if self.root.exists() and not self.root.is_dir():
+            raise DatasetLayoutError(f"VOC root {self.root} is a file, not a folder: a dataset "
+                                     f"root must be a folder in the VOC layout; {LAYOUT}")
         if not self.root.is_dir():
             raise DatasetLayoutError(f"VOC root {self.root} does not exist: {LAYOUT}")
         if not (self.root / "JPEGImages").is_dir():
@@ -218,14 +226,36 @@ class VOCSegmentation(Dataset):
     def _read_class_names(self) -> tuple[str, ...]:
         path = self.root / "classes.txt"
         if path.exists():
-            names = tuple(n.strip() for n in path.read_text().splitlines() if n.strip())
+            names = tuple(n.strip() for n in self._read_text(path).splitlines() if n.strip())
             if not names:
                 raise DatasetLayoutError(f"{path} is empty: list one class name per line")
             return names
         return VOC_CLASSES
 
+    @staticmethod
+    def _read_text(path: Path) -> str:
+        try:
+            return path.read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise DatasetLayoutError(f"cannot read {path} ({err}); it must be a readable text "
+                                     "file, one entry per line") from None
+
     def _read_list(self, path: Path) -> list[str]:
-        return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+        """The ids of a split list (first word of each non-empty line); a list that names an
+        id twice is refused: its image would be used twice per epoch."""
+        ids: list[str] = []
+        first_line: dict[str, int] = {}
+        for number, line in enumerate(self._read_text(path).splitlines(), 1):
+            if not line.strip():
+                continue
+            ident = line.split()[0]
+            if ident in first_line:
+                raise DatasetLayoutError(
+                    f"split list {path} lists id {ident!r} twice (lines {first_line[ident]} and "
+                    f"{number}); remove the duplicate lines so that each id appears once")
+            first_line[ident] = number
+            ids.append(ident)
+        return ids
 
     def _read_ids(self, split: str) -> list[str]:
         lists = self.root / "ImageSets" / "Segmentation"

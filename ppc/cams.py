@@ -9,6 +9,9 @@ Conventions used across ``ppc``:
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 from torch import Tensor
 
@@ -67,8 +70,9 @@ def normalize_cams(cams: Tensor, eps: float = 1e-5, *, relu: bool = True,
     if cams.shape[2] == 0 or cams.shape[3] == 0:
         raise ValueError(f"cams must have at least one pixel per map, got shape "
                          f"{tuple(cams.shape)} ({CAMS_DOC})")
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0 (a constant map divides by it), got {eps!r}")
+    if not 0 < eps < math.inf:
+        raise ValueError(f"eps must be a finite number > 0 (a constant map divides by it), "
+                         f"got {eps!r}")
     if validate:
         require_finite("cams", cams)
     x = cams.relu() if relu else cams
@@ -113,6 +117,10 @@ def pseudo_labels(
     lower index, i.e. to background first (``torch.argmax`` returns the first maximum).
     """
     check_cams_and_labels(cams, image_labels, validate, normalised=True)
+    if isinstance(bg_threshold, bool) or not isinstance(bg_threshold, numbers.Real) \
+            or not 0 <= bg_threshold <= 1:
+        raise ValueError(f"bg_threshold must be a number in [0, 1] (a background score for "
+                         f"CAMs normalised to [0, 1]), got {bg_threshold!r}")
     n, _, h, w = cams.shape
     present = image_labels.to(torch.bool)[:, :, None, None]
     foreground = cams.masked_fill(~present, float("-inf"))

@@ -237,10 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=(
             f"{text}. Defaults shown are the synthetic preset's; --preset voc-resnet38 starts "
             "from the official recipe (e.g. 10,576 steps of batch 8)."))
-        sub.add_argument("--preset", default="synthetic", choices=("synthetic", "voc-resnet38"),
-                         help="starting configuration: the synthetic CPU recipe, or the "
-                              "official VOC recipe (ResNet-38 + SEAM)")
-        sub.add_argument("--config", help="start from a saved config.json instead of a preset")
+        start = sub.add_mutually_exclusive_group()
+        start.add_argument("--preset", default="synthetic",
+                           choices=("synthetic", "voc-resnet38"),
+                           help="starting configuration: the synthetic CPU recipe, or the "
+                                "official VOC recipe (ResNet-38 + SEAM)")
+        start.add_argument("--config",
+                           help="start from a saved config.json instead of a preset")
         sub.add_argument("--quiet", action="store_true", help="no progress bars")
         if name == "run":
             sub.add_argument("--force", action="store_true", help="recompute a finished run")

@@ -102,12 +102,18 @@ class RunConfig:
         one_of("device", ("auto", "cpu", "cuda"))
         one_of("amp", ("auto", "bf16", "off"))
         one_of("channels_last", ("auto", "on", "off"))
-        if isinstance(self.synthetic, dict):
-            self.synthetic = SyntheticConfig(**_tuples(self.synthetic))
-        if isinstance(self.view, dict):
-            self.view = ViewConfig(**self.view)
-        if isinstance(self.ppc, dict):
-            self.ppc = PPCConfig(**self.ppc)
+        for name, kind in (("synthetic", SyntheticConfig), ("view", ViewConfig),
+                           ("ppc", PPCConfig)):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                unknown = sorted(set(value) - {f.name for f in dataclasses.fields(kind)})
+                if unknown:
+                    raise ValueError(f"unknown {name} field(s) {unknown}; see "
+                                     f"{kind.__module__}.{kind.__name__}")
+                setattr(self, name, kind(**_tuples(value)))
+            elif not isinstance(value, kind):
+                raise ValueError(f"RunConfig.{name} must be a {kind.__name__} or a dict of its "
+                                 f"fields, got {value!r} ({type(value).__name__})")
         check_field_types(self, "RunConfig")  # the nested configs check their own fields
         self._check_values()
         self.lr_mult = tuple(self.lr_mult)
@@ -125,9 +131,17 @@ class RunConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
-        for name in ("weight_decay", "momentum"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"weight_decay must be a finite number >= 0, got "
+                             f"{self.weight_decay}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1) (SGD diverges from 1 on), got "
+                             f"{self.momentum}")
+        for name in ("seed", "data_seed"):
+            if not 0 <= getattr(self, name) < 2**32:
+                raise ValueError(f"{name} must be in [0, 2**32), got {getattr(self, name)}")
+        if not str(self.out_dir).strip():
+            raise ValueError("out_dir must name a folder for the run, got an empty path")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0 <= self.png_threshold <= 1:

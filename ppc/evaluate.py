@@ -188,8 +188,9 @@ class SegmentationMetrics:
 # --------------------------------------------------------------------------- CAM predictions
 
 
-def _check_cams(cams, keys) -> tuple[Tensor, Tensor]:
-    """``cams`` ``[K_i, H, W]`` floating, finite; ``keys`` ``[K_i]`` distinct ints >= 0."""
+def _check_cams(cams, keys, unit: bool = False) -> tuple[Tensor, Tensor]:
+    """``cams`` ``[K_i, H, W]`` floating, finite (``unit``: in [0, 1], as the background
+    thresholds need); ``keys`` ``[K_i]`` distinct ints >= 0."""
     cams, keys = _to_tensor("cams", cams), _to_labels("keys", keys)
     if cams.dim() != 3:
         raise ValueError(f"cams must have shape [K_i, H, W], got shape {tuple(cams.shape)}")
@@ -205,6 +206,11 @@ def _check_cams(cams, keys) -> tuple[Tensor, Tensor]:
             raise ValueError(f"keys must be distinct, got {keys.tolist()}")
         if not bool(torch.isfinite(cams).all()):
             raise ValueError("cams contains NaN or Inf values")
+        if unit and not bool(((cams >= 0) & (cams <= 1)).all()):
+            raise ValueError(
+                f"cams must be normalised to [0, 1] (the background thresholds are scores "
+                f"in [0, 1]), got values in [{float(cams.min()):.4g}, {float(cams.max()):.4g}]"
+                "; min-max normalise each CAM first (ppc.normalize_cams)")
     return cams, keys.to(cams.device)
 
 
@@ -251,7 +257,7 @@ def cams_to_prediction(cams, keys, bg_threshold: float) -> Tensor:
     threshold is rounded to it: a float32 CAM value ``0.3`` ties with threshold 0.3).
     With ``K_i = 0`` every pixel is background.
     """
-    cams, keys = _check_cams(cams, keys)
+    cams, keys = _check_cams(cams, keys, unit=True)
     score, label = _top_foreground(cams, keys)
     return torch.where(score > _thresholds_as(cams, bg_threshold), label, 0)
 
@@ -320,7 +326,10 @@ class ThresholdSweep:
         """Add one image: ``cams`` ``[K_i, H, W]``, ``keys`` ``[K_i]``, ``gt`` ``[H, W]``.
         ``name`` (e.g. the id or file) is quoted in error messages."""
         where = f" ({name})" if name else ""
-        cams, keys = _check_cams(cams, keys)
+        try:
+            cams, keys = _check_cams(cams, keys, unit=True)
+        except ValueError as err:
+            raise ValueError(f"{err}{where}") from None
         gt = _to_labels("gt", gt).to(cams.device)
         if gt.shape != cams.shape[1:]:
             raise ValueError(f"gt shape {tuple(gt.shape)} does not match the CAM size "
@@ -526,7 +535,7 @@ def evaluate_cam_dir(cam_dir, dataset, thresholds=None,
             sweep.skipped += 1
             continue
         cams, keys = load_cam_npz(path)
-        sweep.update(cams, keys, sample["mask"], name=str(path))
+        sweep.update(cams, keys, sample["mask"], name=f"image {ident}, CAMs {path}")
     return sweep.compute()
 
 

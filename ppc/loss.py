@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -96,17 +97,23 @@ class PPCConfig:
         check_field_types(self, "PPCConfig")
         if self.top_k < 1:  # an int: check_field_types
             raise ValueError(f"PPCConfig.top_k must be a positive int, got {self.top_k!r}")
-        if not self.tau > 0:
-            raise ValueError(f"PPCConfig.tau must be > 0, got {self.tau!r}")
+        if not 0 < self.tau < math.inf:
+            raise ValueError(f"PPCConfig.tau must be a finite number > 0, got {self.tau!r}")
         if not 0 <= self.bg_threshold <= 1:
             raise ValueError("PPCConfig.bg_threshold must be in [0, 1] (a background score "
                              f"for CAMs normalised to [0, 1]), got {self.bg_threshold!r}")
         for name in ("alpha", "beta"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"PPCConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"PPCConfig.{name} must be a finite number >= 0, got "
+                                 f"{getattr(self, name)!r}")
         for name in ("sampling_random_fraction", "sampling_hard_fraction", "sampling_hard_upper"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"PPCConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if self.pixel_sampling and self.sampling_random_fraction == 0 \
+                and self.sampling_hard_fraction == 0:
+            raise ValueError("PPCConfig.sampling_random_fraction and sampling_hard_fraction are "
+                             "both 0: pixel sampling would draw no pixel and the intra term "
+                             "would be 0; raise one of them, or set pixel_sampling=False")
         mining_band(21, self.mining_skip_fraction, self.mining_keep_fraction)  # checks fractions
         if self.sampling_balance not in SAMPLING_BALANCES:
             raise ValueError(f"PPCConfig.sampling_balance must be one of {SAMPLING_BALANCES} "
@@ -164,6 +171,9 @@ class PixelToPrototypeContrast(nn.Module):
 
     def __init__(self, config: PPCConfig | None = None, process_group=None) -> None:
         super().__init__()
+        if config is not None and not isinstance(config, PPCConfig):
+            raise ValueError(f"config must be a PPCConfig (e.g. PPCConfig(top_k=4)), got "
+                             f"{type(config).__name__}")
         self.config = config if config is not None else PPCConfig()
         self.process_group = process_group
 
@@ -210,6 +220,10 @@ class PixelToPrototypeContrast(nn.Module):
             for name, t in (("cams_s", cams_s), ("proj_t", proj_t), ("cams_t", cams_t)):
                 require_match(what, name, t.shape[axis], "proj_s", proj_s.shape[axis], hint)
         require_match("embedding dimension D", "proj_t", proj_t.shape[1], "proj_s", proj_s.shape[1])
+        for name, t in (("proj_s", proj_s), ("cams_s", cams_s)):
+            if 0 in t.shape:
+                raise ValueError(f"{name} has an empty dimension, shape {tuple(t.shape)}: the "
+                                 "loss needs at least one image, channel, class and pixel")
         if pixel_mask is not None:
             n, _, h, w = proj_s.shape
             require_tensor("pixel_mask", pixel_mask, "[N, H, W]", 3)
@@ -232,6 +246,9 @@ class PixelToPrototypeContrast(nn.Module):
     ) -> dict[str, Tensor]:
         cfg = self.config
         self._check(proj_s, cams_s, proj_t, cams_t, image_labels, pixel_mask)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator (or None), got "
+                             f"{type(generator).__name__}")
         # Hard pixel sampling's random keys (one per pixel, view S then T), drawn before the
         # loss: torch.compile cannot trace a torch.Generator, and breaks the graph here once
         # instead of inside the loss.

@@ -180,6 +180,8 @@ class StepContext:
     ppc: PixelToPrototypeContrast
     generator: torch.Generator
     amp: bool
+    #: check the maps PPC reads for NaN or Inf (one host-device sync), naming the fix
+    check_finite: bool = False
 
 
 def training_losses(model: nn.Module, batch: dict, ctx: StepContext, step: int) -> dict:
@@ -219,6 +221,10 @@ def training_losses(model: nn.Module, batch: dict, ctx: StepContext, step: int) 
                 key = "cam_rv" if cfg.base == "seam" else "logits"
                 cams_s = out_s[key][:, 1:] if key == "cam_rv" else out_s[key]
                 cams_t = out_t[key][:, 1:] if key == "cam_rv" else out_t[key]
+                if ctx.check_finite and not all(
+                        bool(torch.isfinite(t).all()) for t in (cams_s, cams_t, out_s["proj"],
+                                                                 out_t["proj"])):
+                    raise diverged(cfg, step + 1, "the network's maps hold NaN or Inf")
                 ppc_terms = ctx.ppc(align(out_s["proj"]), align(cams_s.detach()), out_t["proj"],
                                     cams_t.detach(), labels, pixel_mask=mask,
                                     generator=ctx.generator)
@@ -302,7 +308,14 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
     out = Path(config.out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir {out} is a file; pass a folder for the run")
-    out.mkdir(parents=True, exist_ok=True)
+    if any((out / name).is_dir() for name in ("JPEGImages", "ImageSets")):
+        raise ValueError(f"out_dir {out} holds a dataset (JPEGImages or ImageSets); pass a "
+                         "folder of its own for the run")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create out_dir {out} ({err.strerror or err}); pass a "
+                         "folder that can be written") from None
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -338,14 +351,22 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
             find_unused_parameters=unused)
     ppc = PixelToPrototypeContrast(config.ppc.replace(validate=device.type != "cuda"))
     generator = torch.Generator(device=device).manual_seed(config.seed * 7919 + rank)
-    ctx = StepContext(config, ppc, generator, config.bf16_autocast(device))
+    ctx = StepContext(config, ppc, generator, config.bf16_autocast(device),
+                      check_finite=ppc.config.validate)
 
     step = 0
     initial_weights = weights_digest(config)  # what the backbone started from
     ckpt_path = out / "checkpoint.pt"
     if config.resume and ckpt_path.exists():
         # on the CPU: the RNG states must stay CPU tensors (load_state_dict moves the rest)
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ckpt = _read_run_file(ckpt_path, "cpu", weights_only=False,
+                              fix="delete it to train from the start (or resume=False)")
+        missing = sorted({"model", "optimizer", "scheduler", "step", "rng", "config"}
+                         - set(ckpt if isinstance(ckpt, dict) else ()))
+        if missing:
+            raise ValueError(f"{ckpt_path} is not a ppc training checkpoint (it lacks "
+                             f"{missing}); delete it to train from the start (or "
+                             "resume=False)")
         if RunConfig(**ckpt["config"]).identity() != config.identity():
             raise ValueError(f"{ckpt_path} belongs to a run with another config; use a new "
                              "out_dir or resume=False")
@@ -404,6 +425,8 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
                            "time": round(time.perf_counter() - started, 3)}
                     row.update({k: float(v.detach()) if isinstance(v, Tensor) else float(v)
                                 for k, v in terms.items()})
+                    if not math.isfinite(row["total"]):
+                        raise diverged(config, step, f"the loss is {row['total']}")
                     metrics_file.write(json.dumps(row) + "\n")
                     metrics_file.flush()
                     bar.set_postfix(loss=f"{row['total']:.3f}")
@@ -423,6 +446,13 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
     return out
 
 
+def diverged(config: RunConfig, step: int, what: str) -> ValueError:
+    """The error of a run whose training diverged at ``step`` (``what``: the symptom)."""
+    return ValueError(f"training diverged at step {step}: {what}; lower lr ({config.lr}) or "
+                      f"weight_decay ({config.weight_decay}), or check the weights file "
+                      f"({config.weights})")
+
+
 def load_trained(out_dir: str | Path, device: str | torch.device = "cpu"):
     """(config, model in eval mode) of a finished run."""
     out = Path(out_dir)
@@ -431,5 +461,24 @@ def load_trained(out_dir: str | Path, device: str | torch.device = "cpu"):
                                 "finished (train it, or resume it with the same config)")
     config = RunConfig.load(out / "config.json")
     model = build_model(config.replace(weights=None), len(class_names(config)))
-    model.load_state_dict(torch.load(out / "model.pt", map_location=device, weights_only=True))
+    fix = ("delete it and run the same config again: training resumes from checkpoint.pt "
+           "where there is one")
+    state = _read_run_file(out / "model.pt", device, weights_only=True, fix=fix)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"{out / 'model.pt'} does not fit the network of "
+                         f"{out / 'config.json'} ({first}); {fix}") from None
     return config, model.to(device).eval()
+
+
+def _read_run_file(path: Path, device, *, weights_only: bool, fix: str):
+    """``torch.load`` of a file a run wrote (checkpoint or model), with a ``ValueError``
+    naming the file and ``fix`` where it cannot be read (truncated, empty, not torch's)."""
+    try:
+        return torch.load(path, map_location=device, weights_only=weights_only)
+    except Exception as exc:  # any failure of torch.load: a damaged file
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"{path} cannot be read, it is damaged or was not written by ppc "
+                         f"({type(exc).__name__}: {first}); {fix}") from None

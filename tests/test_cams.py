@@ -81,6 +81,9 @@ def test_bad_inputs_name_the_argument():
         ppc.pseudo_labels(cams * 3, labels)
     with pytest.raises(ValueError, match="image_labels must be multi-hot"):
         ppc.pseudo_labels(cams, labels * 2)
+    for threshold in (1.5, -0.1, float("nan"), torch.tensor([0.2, 0.3]), True):
+        with pytest.raises(ValueError, match=r"bg_threshold must be a number in \[0, 1\]"):
+            ppc.pseudo_labels(cams, labels, threshold)
     with pytest.raises(ValueError, match="cams must be a floating-point tensor"):
         ppc.normalize_cams(torch.ones(2, 4, 5, 5, dtype=torch.long))
     with pytest.raises(ValueError, match="cams must be a torch.Tensor"):
@@ -88,8 +91,9 @@ def test_bad_inputs_name_the_argument():
 
 
 def test_normalize_cams_refuses_a_bad_eps_and_empty_maps():
-    with pytest.raises(ValueError, match="eps must be > 0"):
-        ppc.normalize_cams(torch.ones(1, 2, 3, 3), eps=0)
+    for eps in (0, float("inf")):
+        with pytest.raises(ValueError, match="eps must be a finite number > 0"):
+            ppc.normalize_cams(torch.ones(1, 2, 3, 3), eps=eps)
     with pytest.raises(ValueError, match="at least one pixel per map"):
         ppc.normalize_cams(torch.ones(1, 1, 0, 4))
 

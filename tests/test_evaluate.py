@@ -17,6 +17,7 @@ from ppc.evaluate import (
     DEFAULT_THRESHOLDS,
     SegmentationMetrics,
     ThresholdCurve,
+    ThresholdSweep,
     cams_to_prediction,
     confusion_matrix,
     evaluate_cam_dir,
@@ -240,6 +241,11 @@ def test_cams_to_prediction_bad_inputs():
         cams_to_prediction(np.zeros((2, 3, 3)), [1, 1], 0.5)
     with pytest.raises(ValueError, match="cams contains NaN"):
         cams_to_prediction(np.full((1, 3, 3), np.nan), [1], 0.5)
+    with pytest.raises(ValueError, match=r"cams must be normalised to \[0, 1\].*\[5, 105\]"):
+        cams_to_prediction(np.linspace(5, 105, 9).reshape(1, 3, 3), [1], 0.5)
+    sweep = ThresholdSweep(3)
+    with pytest.raises(ValueError, match=r"got values in \[-1, -1\].* \(image a\)"):
+        sweep.update(-np.ones((1, 3, 3)), [1], np.zeros((3, 3), np.int64), name="image a")
 
 
 # --------------------------------------------------------------------------- threshold sweep

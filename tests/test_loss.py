@@ -154,6 +154,19 @@ def test_module_bad_inputs():
         m(ps, cs, pt, ct, labels + 0.5)
     with pytest.raises(ValueError, match=r"pixel_mask must be a bool tensor"):
         m(ps, cs, pt, ct, labels, pixel_mask=torch.ones(3, 6, 5))
+    with pytest.raises(ValueError, match="generator must be a torch.Generator"):
+        m(ps, cs, pt, ct, labels, generator=0)
+    with pytest.raises(ValueError, match="config must be a PPCConfig"):
+        ppc.PixelToPrototypeContrast({"top_k": 4})
+    for name, index in (("proj_s", (slice(0, 0),)), ("proj_s", (slice(None), slice(0, 0))),
+                        ("cams_s", None)):
+        args = [ps, cs, pt, ct, labels]
+        if index is None:  # no class at all
+            args = [ps, cs[:, :0], pt, ct[:, :0], labels[:, :0]]
+        else:
+            args = [t[index] for t in args]
+        with pytest.raises(ValueError, match=f"{name} has an empty dimension"):
+            m(*args)
 
 
 @pytest.mark.parametrize("variant", ["default", "paper", *SAMPLING_BALANCES[1:]])

@@ -86,6 +86,13 @@ def test_weights_for_another_network_are_refused(tmp_path):
         load_weights(SmallNet(width=8), tmp_path / "other.pth")
     report = load_weights(SmallNet(width=16), path)
     assert report.loaded > 0 and not report.missing
+    whole = {f"backbone.{k}": v for k, v in SmallNet(width=16).state_dict().items()}
+    torch.save({**whole, "f_cam.weight": torch.zeros(3, 16, 1, 1)}, tmp_path / "model.pt")
+    with pytest.raises(ValueError, match=r"holds a whole network \(keys 'backbone.\*'"):
+        load_weights(SmallNet(width=16), tmp_path / "model.pt")
+    report = load_weights(SmallNet(width=16), tmp_path / "model.pt",
+                          prefix_map={"backbone.": ""})
+    assert report.loaded == len(whole) and report.unexpected == ["f_cam.weight"]
 
 
 def _receptive_field(net: SmallNet, size: int = 96) -> int:

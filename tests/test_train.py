@@ -402,6 +402,19 @@ def test_infer_batches_images_of_different_sizes_apart(tmp_path):
     ({"view": {"scale": "0.5"}}, "ViewConfig.scale must be float"),
     ({"synthetic": {"objects_per_image": (1, 2, 3)}},
      r"SyntheticConfig.objects_per_image must be a list of 2"),
+    ({"ppc": "default"}, r"RunConfig.ppc must be a PPCConfig or a dict of its fields"),
+    ({"view": None}, r"RunConfig.view must be a ViewConfig"),
+    ({"ppc": {"topk": 4}}, r"unknown ppc field\(s\) \['topk'\]"),
+    ({"synthetic": {"classes": 3}}, r"unknown synthetic field\(s\) \['classes'\]"),
+    ({"ppc": {"tau": float("inf")}}, "PPCConfig.tau must be a finite number > 0"),
+    ({"ppc": {"alpha": float("inf")}}, "PPCConfig.alpha must be a finite number >= 0"),
+    ({"ppc": {"sampling_random_fraction": 0.0, "sampling_hard_fraction": 0.0}},
+     "pixel sampling would draw no pixel"),
+    ({"momentum": 1.5}, r"momentum must be in \[0, 1\)"),
+    ({"weight_decay": float("inf")}, "weight_decay must be a finite number >= 0"),
+    ({"seed": -1}, r"seed must be in \[0, 2\*\*32\)"),
+    ({"data_seed": 2**32}, r"data_seed must be in \[0, 2\*\*32\)"),
+    ({"out_dir": ""}, "out_dir must name a folder"),
 ])
 def test_run_config_refuses_wrong_types_and_values(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -463,8 +476,53 @@ def test_a_finished_run_is_not_reused_once_its_weights_file_has_changed(tmp_path
 
 def test_command_line_errors_are_one_line(capsys):
     for argv, message in ((["run", "--use_ppc", "maybe"], "expected true or false"),
-                          (["run", "--lr_mult", "1", "2"], "expected 4 arguments")):
+                          (["run", "--lr_mult", "1", "2"], "expected 4 arguments"),
+                          (["run", "--config", "c.json", "--preset", "voc-resnet38"],
+                           "argument --preset: not allowed with argument --config")):
         with pytest.raises(SystemExit):
             cli_main(argv)
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_damaged_run_files_give_one_line_errors(tmp_path):
+    config = tiny(tmp_path, steps=4)
+    train(config, stop_after=2, progress=False)
+    out = Path(config.out_dir)
+    checkpoint = out / "checkpoint.pt"
+    whole = checkpoint.read_bytes()
+    for damaged in (whole[: len(whole) // 2], b"", b"garbage\n"):
+        checkpoint.write_bytes(damaged)
+        with pytest.raises(ValueError, match=r"checkpoint.pt cannot be read, it is damaged .*"
+                                             r"delete it to train from the start"):
+            train(config, progress=False)
+    torch.save({"step": 2}, checkpoint)
+    with pytest.raises(ValueError, match=r"not a ppc training checkpoint \(it lacks "):
+        train(config, progress=False)
+    checkpoint.unlink()
+    train(config, progress=False)
+    model = out / "model.pt"
+    good = model.read_bytes()
+    model.write_bytes(good[:100])
+    with pytest.raises(ValueError, match=r"model.pt cannot be read.*run the same config again"):
+        load_trained(out)
+    torch.save({"f_cam.weight": torch.zeros(1)}, model)
+    with pytest.raises(ValueError, match=r"model.pt does not fit the network of .*config.json"):
+        load_trained(out)
+
+
+def test_out_dir_must_be_a_writable_folder_of_its_own(tmp_path):
+    data = tmp_path / "data"
+    (data / "JPEGImages").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"holds a dataset \(JPEGImages or ImageSets\)"):
+        train(tiny(tmp_path, out_dir=str(data)), progress=False)
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ValueError, match=r"cannot create out_dir .*a_file/run"):
+        train(tiny(tmp_path, out_dir=str(tmp_path / "a_file" / "run")), progress=False)
+
+
+@pytest.mark.parametrize("use_ppc", [False, True])
+def test_a_diverging_run_stops_with_the_step_and_the_fix(tmp_path, use_ppc):
+    config = tiny(tmp_path, steps=6, lr=1e30, optimizer="sgd", use_ppc=use_ppc)
+    with pytest.raises(ValueError, match=r"training diverged at step \d+: .*lower lr \(1e\+30\)"):
+        train(config, progress=False)

@@ -205,6 +205,13 @@ def load_weights(
         origin[new] = key
 
     common = [k for k in renamed if k in model_state]
+    if not common and any(k.startswith("backbone.") and k[len("backbone."):] in model_state
+                          for k in renamed):
+        raise ValueError(
+            f"weights file {path} holds a whole network (keys 'backbone.*', e.g. a ppc run's "
+            "model.pt), not a backbone: save its backbone alone, {k[len('backbone.'):]: v "
+            "for 'backbone.*' keys}, and pass that file (in Python, "
+            "load_weights(..., prefix_map={'backbone.': ''}) loads it as it is)")
     if not common:
         raise ValueError(
             f"weights file {path} matches none of the model's parameters: it is for another "

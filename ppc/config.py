@@ -140,6 +140,13 @@ class RunConfig:
         for name in ("seed", "data_seed"):
             if not 0 <= getattr(self, name) < 2**32:
                 raise ValueError(f"{name} must be in [0, 2**32), got {getattr(self, name)}")
+        if self.dataset == "synthetic":
+            for role in ("train_split", "eval_split"):
+                split = getattr(self, role)
+                if getattr(self.synthetic, f"num_{split}", None) == 0:
+                    raise ValueError(f"{role} {split!r} of the synthetic benchmark has no image "
+                                     f"(synthetic.num_{split} = 0); raise it, or pick another "
+                                     "split")
         if not str(self.out_dir).strip():
             raise ValueError("out_dir must name a folder for the run, got an empty path")
         if not 0 <= self.dropout < 1:

@@ -415,6 +415,8 @@ def test_infer_batches_images_of_different_sizes_apart(tmp_path):
     ({"seed": -1}, r"seed must be in \[0, 2\*\*32\)"),
     ({"data_seed": 2**32}, r"data_seed must be in \[0, 2\*\*32\)"),
     ({"out_dir": ""}, "out_dir must name a folder"),
+    ({"synthetic": {"num_train": 0}}, r"eval_split 'train' .* has no image \(synthetic.num_train"),
+    ({"synthetic": {"num_val": 0}, "eval_split": "val"}, r"eval_split 'val' .* has no image"),
 ])
 def test_run_config_refuses_wrong_types_and_values(changes, message):
     with pytest.raises(ValueError, match=message):

@@ -12,6 +12,7 @@ import dataclasses
 import types
 import typing
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -141,3 +142,17 @@ def check_field_types(obj, owner: str) -> None:
             continue
         raise ValueError(f"{owner}.{f.name} must be {_describe(hints[f.name])}, got "
                          f"{value!r} ({type(value).__name__})")
+
+
+def is_int(value) -> bool:
+    """An int (Python or NumPy), not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_seed(seed, owner: str, bits: int = 32) -> int:
+    """``seed`` as an int, or a ``ValueError`` naming ``owner`` unless it is an int in
+    ``[0, 2**bits)`` (NumPy refuses negative seeds; torch wraps them)."""
+    if not is_int(seed) or not 0 <= seed < 2**bits:
+        raise ValueError(f"{owner}: seed must be an int in [0, 2**{bits}), got {seed!r} "
+                         f"({type(seed).__name__}); pass a non-negative integer such as 0")
+    return int(seed)

@@ -15,22 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-
-#: seeds torch.Generator.manual_seed takes as given (it wraps negative ones, refuses 2**64)
-_SEED_RANGE = "[0, 2**64)"
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _check_seed(seed, owner: str) -> int:
-    """``seed`` as an int, or a ``ValueError`` naming ``owner`` unless it is an int in
-    ``[0, 2**64)`` (a negative seed also fails in ``np.random.SeedSequence``)."""
-    if not _is_int(seed) or not 0 <= seed < 2**64:
-        raise ValueError(f"{owner}: seed must be an int in {_SEED_RANGE}, got {seed!r} "
-                         f"({type(seed).__name__}); pass a non-negative integer such as 0")
-    return int(seed)
+from .._checks import check_seed, is_int
 
 
 def default_num_workers() -> int:
@@ -49,10 +34,10 @@ class SeededDataset(Dataset):
     :meth:`set_epoch` at the start of every epoch for new augmentations."""
 
     def __init__(self, dataset: Dataset, seed: int) -> None:
-        self.dataset, self.seed, self.epoch = dataset, _check_seed(seed, "SeededDataset"), 0
+        self.dataset, self.seed, self.epoch = dataset, check_seed(seed, "SeededDataset", bits=64), 0
 
     def set_epoch(self, epoch: int) -> None:
-        if not _is_int(epoch) or epoch < 0:
+        if not is_int(epoch) or epoch < 0:
             raise ValueError(f"SeededDataset.set_epoch: epoch must be an int >= 0, got {epoch!r}; "
                              "pass the 0-based epoch number")
         self.epoch = int(epoch)
@@ -92,12 +77,12 @@ def make_loader(dataset: Dataset, batch_size: int, *, seed: int = 0, shuffle: bo
     ``batch_size``: int >= 1; ``seed``: int in [0, 2**64); ``num_workers``: None (one per
     core, what ``-1`` means on the command line) or an int >= 0. With ``drop_last`` a
     dataset smaller than one batch is refused rather than yielding no batch."""
-    if not _is_int(batch_size) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r} "
                          f"({type(batch_size).__name__}); pass a whole number such as 8")
     batch_size = int(batch_size)
-    seed = _check_seed(seed, "make_loader")
-    if num_workers is not None and (not _is_int(num_workers) or num_workers < 0):
+    seed = check_seed(seed, "make_loader", bits=64)
+    if num_workers is not None and (not is_int(num_workers) or num_workers < 0):
         raise ValueError(f"num_workers must be None (one per core, up to 8) or an int >= 0 (0: "
                          f"load in the main process), got {num_workers!r}; -1 means one per "
                          "core on the command line only, pass None here")

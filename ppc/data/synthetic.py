@@ -34,7 +34,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from .._checks import check_field_types
+from .._checks import check_field_types, check_seed, is_int
 from .voc import GENERATED_MARKER, IGNORE_INDEX, write_label_png, write_voc_annotation
 
 SPLITS = ("train_aug", "val")
@@ -162,18 +162,6 @@ class SyntheticSplit:
     labels: np.ndarray
     ids: list[str]
     regions: np.ndarray | None = None
-
-
-def _check_seed(seed, owner: str) -> int:
-    """``seed`` as an int, or a ``ValueError`` naming ``owner`` unless it is an int in
-    ``[0, 2**32)`` (the range of RunConfig's seeds; numpy refuses negative ones)."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"{owner}: seed must be an int in [0, 2**32), got {seed!r} "
-                         f"({type(seed).__name__}); pass a non-negative integer such as 0")
-    if not 0 <= seed < 2**32:
-        raise ValueError(f"{owner}: seed must be in [0, 2**32), got {seed}; pass a "
-                         "non-negative integer such as 0")
-    return int(seed)
 
 
 def _check_config(config, owner: str) -> SyntheticConfig:
@@ -315,7 +303,7 @@ def image_ids(config: SyntheticConfig, split: str) -> list[str]:
 def generate(config: SyntheticConfig, split: str = "train_aug", seed: int = 0) -> SyntheticSplit:
     """Render every image of ``split`` ("train_aug", "train" or "val")."""
     config = _check_config(config, "generate")
-    seed = _check_seed(seed, "generate")
+    seed = check_seed(seed, "generate")
     ids = image_ids(config, split)
     first = int(ids[0][4:]) if ids else 0
     children = np.random.SeedSequence(seed).spawn(first + len(ids))[first:]
@@ -343,7 +331,7 @@ class SyntheticSegmentation(Dataset):
     def __init__(self, config: SyntheticConfig | None = None, split: str = "train_aug",
                  seed: int = 0, transform=None) -> None:
         self.config = _check_config(config, "SyntheticSegmentation")
-        seed = _check_seed(seed, "SyntheticSegmentation")
+        seed = check_seed(seed, "SyntheticSegmentation")
         self.split, self.seed, self.transform = split, seed, transform
         self.data = generate(self.config, split, seed)
         self.ids = self.data.ids
@@ -376,9 +364,8 @@ def write_voc(root: str | Path, config: SyntheticConfig | None = None, seed: int
     ``jpeg_quality`` is PIL's JPEG quality, an int in [1, 100] (PIL advises at most 95).
     """
     config = _check_config(config, "write_voc")
-    seed = _check_seed(seed, "write_voc")
-    if (isinstance(jpeg_quality, bool) or not isinstance(jpeg_quality, (int, np.integer))
-            or not 1 <= jpeg_quality <= 100):
+    seed = check_seed(seed, "write_voc")
+    if not is_int(jpeg_quality) or not 1 <= jpeg_quality <= 100:
         raise ValueError(f"write_voc: jpeg_quality must be an int in [1, 100] (PIL's JPEG "
                          f"quality; 95 is the default and best advised), got {jpeg_quality!r}")
     jpeg_quality = int(jpeg_quality)
@@ -423,7 +410,7 @@ def ensure_voc(root: str | Path, config: SyntheticConfig | None = None, seed: in
     benchmark. A folder with other contents (real VOC, or a benchmark written before
     ``synthetic.json`` existed) raises ``ValueError`` instead of being reused silently."""
     config = _check_config(config, "ensure_voc")
-    seed = _check_seed(seed, "ensure_voc")  # before anything is removed
+    seed = check_seed(seed, "ensure_voc")  # before anything is removed
     root = _output_root(root, "ensure_voc")
     marker = root / MARKER
     if marker.is_file():

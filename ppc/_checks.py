@@ -156,3 +156,9 @@ def check_seed(seed, owner: str, bits: int = 32) -> int:
         raise ValueError(f"{owner}: seed must be an int in [0, 2**{bits}), got {seed!r} "
                          f"({type(seed).__name__}); pass a non-negative integer such as 0")
     return int(seed)
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (at most ``limit`` characters), to quote a
+    library's error inside a one-line error of ours."""
+    return (str(exc).strip().splitlines() or [""])[0][:limit]

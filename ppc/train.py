@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from . import views
+from ._checks import first_line
 from .base_losses import classification_loss, full_supervision_loss, seam_losses
 from .config import RunConfig
 from .data.loader import SeededDataset, default_num_workers
@@ -467,7 +468,7 @@ def load_trained(out_dir: str | Path, device: str | torch.device = "cpu"):
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        first = first_line(exc)
         raise ValueError(f"{out / 'model.pt'} does not fit the network of "
                          f"{out / 'config.json'} ({first}); {fix}") from None
     return config, model.to(device).eval()
@@ -479,6 +480,6 @@ def _read_run_file(path: Path, device, *, weights_only: bool, fix: str):
     try:
         return torch.load(path, map_location=device, weights_only=weights_only)
     except Exception as exc:  # any failure of torch.load: a damaged file
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        first = first_line(exc)
         raise ValueError(f"{path} cannot be read, it is damaged or was not written by ppc "
                          f"({type(exc).__name__}: {first}); {fix}") from None

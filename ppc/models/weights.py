@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .._checks import first_line
+
 __all__ = ["WeightsReport", "load_weights"]
 
 _DP_PREFIX = "module."
@@ -100,7 +102,7 @@ def _read_checkpoint(path: str):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any failure of torch.load means "not a readable checkpoint"
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        first = first_line(exc)
         hint = ""
         if path.endswith(".params"):
             hint = (

@@ -383,7 +383,7 @@ def test_synthetic_seeds_roots_and_quality_are_checked(tmp_path):
     for seed in (-1, 2**32, 1.5, True):
         with pytest.raises(ValueError, match=r"SyntheticSegmentation: seed must be .*2\*\*32"):
             SyntheticSegmentation(SMALL, seed=seed)
-    with pytest.raises(ValueError, match=r"generate: seed must be an int in \[0, 2\*\*32\), got -1"):
+    with pytest.raises(ValueError, match=r"generate: seed must be an int in .*, got -1"):
         generate(SMALL, "val", seed=-1)
     with pytest.raises(ValueError, match="config must be a SyntheticConfig"):
         SyntheticSegmentation({})

@@ -115,6 +115,12 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _split_name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a split name such as train or val, got ''")
+    return text
+
+
 def _parse_optional(kind):
     def parse(text):
         return None if text.lower() in ("none", "null", "") else kind(text)
@@ -218,6 +224,9 @@ def _cmd_evaluate(args) -> None:
     split = args.split or config.eval_split
     cams = Path(args.cams) if args.cams else default_cams(Path(args.run_dir), split,
                                                           config.eval_split)
+    if not args.cams and not cams.is_dir():
+        raise ValueError(f"{cams} does not exist: infer the seeds of split {split!r} first "
+                         f"(python -m ppc infer {args.run_dir} --split {split}), or pass --cams")
     curve = evaluate_cam_dir(cams, build_dataset(config, split, train=False))
     print(curve.to_frame().to_string(index=False))
     print(f"best: mIoU {100 * curve.best_miou:.2f} at background threshold "
@@ -253,13 +262,15 @@ def build_parser() -> argparse.ArgumentParser:
                                     description="Write seeds-<split>/cams/*.npz and masks/*.png "
                                                 "in the run folder.")
     infer_cmd.add_argument("run_dir", help="folder of a finished run (config.json, model.pt)")
-    infer_cmd.add_argument("--split", help="split to infer (default: the run's eval_split)")
+    infer_cmd.add_argument("--split", type=_split_name,
+                           help="split to infer (default: the run's eval_split)")
     infer_cmd.add_argument("--quiet", action="store_true", help="no progress bars")
     infer_cmd.set_defaults(func=_cmd_infer)
     eval_cmd = commands.add_parser("evaluate", help="mIoU of seeds against the split's masks",
                                    description="Background-threshold curve and best mIoU.")
     eval_cmd.add_argument("run_dir", help="folder of a run (its config.json names the data)")
-    eval_cmd.add_argument("--split", help="split to score (default: the run's eval_split)")
+    eval_cmd.add_argument("--split", type=_split_name,
+                          help="split to score (default: the run's eval_split)")
     eval_cmd.add_argument("--cams", help="folder of <id>.npz CAMs (default: the run's seeds "
                                          "of the split: seeds-<split>/cams from infer, else "
                                          "seeds/cams from run)")

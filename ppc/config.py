@@ -131,6 +131,11 @@ class RunConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        if len(self.lr_mult) != 4 or not all(0 <= m < math.inf for m in self.lr_mult) \
+                or not any(self.lr_mult):
+            raise ValueError(f"lr_mult must be 4 finite factors >= 0, not all 0 (backbone "
+                             f"weights, backbone biases, new layers, new biases), got "
+                             f"{tuple(self.lr_mult)}")
         if not 0 <= self.weight_decay < math.inf:
             raise ValueError(f"weight_decay must be a finite number >= 0, got "
                              f"{self.weight_decay}")
@@ -258,7 +263,11 @@ class RunConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(top) - known) + sorted(set(nested) - {"ppc", "view", "synthetic"})
         if unknown:
-            raise ValueError(f"unknown run parameter(s) {unknown}; see ppc.config.RunConfig")
+            dotted = [k for k in unknown if "." in k]
+            hint = (f"; write nested fields as group__name, e.g. "
+                    f"{dotted[0].replace('.', '__')}" if dotted else "")
+            raise ValueError(f"unknown run parameter(s) {unknown}; see ppc.config.RunConfig"
+                             + hint)
         config = dataclasses.replace(config, **top)
         for group, values in nested.items():
             current = getattr(config, group)

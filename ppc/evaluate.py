@@ -493,6 +493,9 @@ def load_cam_npz(path) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{path}: missing array(s) {missing}; a CAM file holds "
                          "'cams' [K_i, H, W] and 'keys' [K_i]")
     cams, keys = arrays["cams"], arrays["keys"]
+    if keys.size and keys.dtype.kind not in "iu":
+        raise ValueError(f"{path}: keys must be integer class indices, got dtype {keys.dtype}; "
+                         "write the file with ppc.evaluate.save_cam_npz")
     if cams.ndim != 3 or keys.ndim != 1 or keys.shape[0] != cams.shape[0]:
         raise ValueError(f"{path}: expected cams [K_i, H, W] and keys [K_i], got shapes "
                          f"{cams.shape} and {keys.shape}")

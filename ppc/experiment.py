@@ -132,6 +132,8 @@ def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dic
         raise ValueError(
             f"{out} holds a finished run of another configuration (differs in {changed}); "
             "pass a new out_dir, or force=True (--force) to replace it")
+    if config.data_root is not None:  # a broken evaluation split fails now, not after training
+        build_dataset(config, config.eval_split, train=False)
     started = time.perf_counter()
     # force: train from the start (a finished run's checkpoint would otherwise be resumed)
     train(config.replace(resume=False) if force else config, progress=progress)

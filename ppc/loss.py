@@ -113,7 +113,8 @@ class PPCConfig:
                 and self.sampling_hard_fraction == 0:
             raise ValueError("PPCConfig.sampling_random_fraction and sampling_hard_fraction are "
                              "both 0: pixel sampling would draw no pixel and the intra term "
-                             "would be 0; raise one of them, or set pixel_sampling=False")
+                             "would be 0; raise one of them, or set pixel_sampling=False "
+                             "(--ppc.pixel_sampling false)")
         mining_band(21, self.mining_skip_fraction, self.mining_keep_fraction)  # checks fractions
         if self.sampling_balance not in SAMPLING_BALANCES:
             raise ValueError(f"PPCConfig.sampling_balance must be one of {SAMPLING_BALANCES} "

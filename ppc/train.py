@@ -296,6 +296,10 @@ def cudnn_autotuner(on: bool):
         torch.backends.cudnn.benchmark = before
 
 
+#: how to start a run again from step 0, in Python and on the command line
+_NO_RESUME = "resume=False (--resume false)"
+
+
 def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = True) -> Path:
     """Train (or resume) the run of ``config``; returns ``config.out_dir``.
 
@@ -361,19 +365,19 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
     if config.resume and ckpt_path.exists():
         # on the CPU: the RNG states must stay CPU tensors (load_state_dict moves the rest)
         ckpt = _read_run_file(ckpt_path, "cpu", weights_only=False,
-                              fix="delete it to train from the start (or resume=False)")
+                              fix=f"delete it to train from the start (or {_NO_RESUME})")
         missing = sorted({"model", "optimizer", "scheduler", "step", "rng", "config"}
                          - set(ckpt if isinstance(ckpt, dict) else ()))
         if missing:
             raise ValueError(f"{ckpt_path} is not a ppc training checkpoint (it lacks "
                              f"{missing}); delete it to train from the start (or "
-                             "resume=False)")
+                             f"{_NO_RESUME})")
         if RunConfig(**ckpt["config"]).identity() != config.identity():
             raise ValueError(f"{ckpt_path} belongs to a run with another config; use a new "
-                             "out_dir or resume=False")
+                             f"out_dir or {_NO_RESUME}")
         require_same_weights(ckpt.get("weights_sha256"), initial_weights, config, ckpt_path,
-                             "use a new out_dir, or resume=False to start again from the "
-                             "file as it is")
+                             f"use a new out_dir, or {_NO_RESUME} to start again from "
+                             "the file as it is")
         if len(ckpt["rng"]) != world:
             raise ValueError(
                 f"{ckpt_path} was written by {len(ckpt['rng'])} process(es), this run has "

@@ -401,6 +401,10 @@ def test_load_cam_npz_errors_name_the_path(tmp_path):
     junk.write_bytes(b"not an npz")
     with pytest.raises(ValueError, match="junk.npz"):
         load_cam_npz(junk)
+    floats = tmp_path / "floats.npz"
+    np.savez_compressed(floats, cams=np.zeros((2, 2, 2), np.float16), keys=np.array([0.5, 1.5]))
+    with pytest.raises(ValueError, match=r"floats\.npz: keys must be integer class indices"):
+        load_cam_npz(floats)
 
 
 # --------------------------------------------------------------------------- CAM folders

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -93,6 +94,13 @@ def test_weights_for_another_network_are_refused(tmp_path):
     report = load_weights(SmallNet(width=16), tmp_path / "model.pt",
                           prefix_map={"backbone.": ""})
     assert report.loaded == len(whole) and report.unexpected == ["f_cam.weight"]
+    torch.save({"model": whole, "rng": [np.random.get_state()]}, tmp_path / "checkpoint.pt")
+    with pytest.raises(ValueError, match=r"holds Python objects besides tensors \(e.g. a ppc "
+                                         r"run's checkpoint.pt"):
+        load_weights(SmallNet(width=16), tmp_path / "checkpoint.pt")
+    (tmp_path / "config.json").write_text('{"steps": 3}')
+    with pytest.raises(ValueError, match=r"config.json is not a file written by torch.save; "):
+        load_weights(SmallNet(width=16), tmp_path / "config.json")
 
 
 def _receptive_field(net: SmallNet, size: int = 96) -> int:
@@ -173,6 +181,8 @@ def test_a_view_scale_given_replaces_the_presets_fixed_size():
     both = RunConfig.from_flat(voc, view__scale=0.5, view__size=96)
     assert both.view.size == 96
     assert RunConfig.from_flat(voc, view__flip=True).view.size == 128
+    with pytest.raises(ValueError, match=r"write nested fields as group__name, e.g. view__flip"):
+        RunConfig.from_flat(voc, **{"view.flip": True})
 
 
 def test_weights_nested_tensors_and_bad_prefix_map_are_refused(tmp_path):

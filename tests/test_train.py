@@ -207,6 +207,11 @@ def test_voc_layout_runs_through_the_same_pipeline(tmp_path):
     config = tiny(tmp_path, dataset="voc", data_root=str(root), steps=2)
     summary = run(config, progress=False)
     assert summary["num_eval_images"] == 8
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("\n")
+    fresh = config.replace(out_dir=str(tmp_path / "fresh"))
+    with pytest.raises(DatasetLayoutError, match=r"train.txt lists no id"):
+        run(fresh, progress=False)
+    assert not Path(fresh.out_dir).exists()  # refused before training
 
 
 def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
@@ -370,6 +375,18 @@ def test_command_line_infer_writes_the_seeds_of_run(tmp_path):
         assert np.array_equal(keys, got_keys) and np.array_equal(want, got)
 
 
+def test_command_line_evaluate_of_a_split_not_inferred_says_how(tmp_path, capsys):
+    config = tiny(tmp_path)
+    run(config, progress=False)
+    assert cli_main(["evaluate", config.out_dir, "--split", "val"]) == 2
+    err = capsys.readouterr().err
+    assert f"python -m ppc infer {config.out_dir} --split val" in err
+    assert len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit):
+        cli_main(["evaluate", config.out_dir, "--split", ""])
+    assert "expected a split name" in capsys.readouterr().err
+
+
 def test_infer_batches_images_of_different_sizes_apart(tmp_path):
     from ppc.infer import infer
 
@@ -415,6 +432,9 @@ def test_infer_batches_images_of_different_sizes_apart(tmp_path):
     ({"seed": -1}, r"seed must be in \[0, 2\*\*32\)"),
     ({"data_seed": 2**32}, r"data_seed must be in \[0, 2\*\*32\)"),
     ({"out_dir": ""}, "out_dir must name a folder"),
+    ({"lr_mult": (1.0, 1.0, -1.0, 1.0)}, r"lr_mult must be 4 finite factors >= 0"),
+    ({"lr_mult": (0.0, 0.0, 0.0, 0.0)}, r"lr_mult must be 4 finite factors >= 0, not all 0"),
+    ({"lr_mult": (float("inf"), 1.0, 1.0, 1.0)}, r"lr_mult must be 4 finite factors"),
     ({"synthetic": {"num_train": 0}}, r"eval_split 'train' .* has no image \(synthetic.num_train"),
     ({"synthetic": {"num_val": 0}, "eval_split": "val"}, r"eval_split 'val' .* has no image"),
 ])

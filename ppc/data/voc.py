@@ -255,6 +255,9 @@ class VOCSegmentation(Dataset):
                     f"{number}); remove the duplicate lines so that each id appears once")
             first_line[ident] = number
             ids.append(ident)
+        if not ids:
+            raise DatasetLayoutError(f"split list {path} lists no id: list one image id per "
+                                     "line, or pick another split")
         return ids
 
     def _read_ids(self, split: str) -> list[str]:

@@ -28,6 +28,7 @@ reported as missing (they are unused by the frozen BatchNorms).
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -102,7 +103,13 @@ def _read_checkpoint(path: str):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any failure of torch.load means "not a readable checkpoint"
-        first = first_line(exc)
+        if zipfile.is_zipfile(path):  # torch.save's format, with more than tensors in it
+            what = ("a torch.save file that holds Python objects besides tensors (e.g. a ppc "
+                    "run's checkpoint.pt, with its optimizer and RNG states)")
+        elif "Weights only load failed" in str(exc):  # torch's text says nothing of the file
+            what = "not a file written by torch.save"
+        else:
+            what = f"not a PyTorch checkpoint ({type(exc).__name__}: {first_line(exc)})"
         hint = ""
         if path.endswith(".params"):
             hint = (
@@ -110,8 +117,7 @@ def _read_checkpoint(path: str):
                 "first (see ppc.models.weights)"
             )
         raise ValueError(
-            f"weights file {path} is not a PyTorch checkpoint that can be loaded safely "
-            f"({type(exc).__name__}: {first}); expected a file written by "
+            f"weights file {path} is {what}; expected a state_dict written by "
             f"torch.save(model.state_dict(), path){hint}"
         ) from None
 

@@ -109,6 +109,12 @@ class PPCConfig:
         for name in ("sampling_random_fraction", "sampling_hard_fraction", "sampling_hard_upper"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"PPCConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if self.sampling_hard_fraction > self.sampling_hard_upper:
+            raise ValueError(
+                f"PPCConfig.sampling_hard_fraction ({self.sampling_hard_fraction}) must not "
+                f"exceed sampling_hard_upper ({self.sampling_hard_upper}): the hard band is "
+                "the ranks from upper - fraction to upper (of each class's pixels, easiest "
+                "first); lower the fraction or raise the upper end")
         if self.pixel_sampling and self.sampling_random_fraction == 0 \
                 and self.sampling_hard_fraction == 0:
             raise ValueError("PPCConfig.sampling_random_fraction and sampling_hard_fraction are "

@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 
 from ppc._format import mean_std
+from ppc.cli import OneLineParser  # one-line errors, like python -m ppc
+
+ROOT = Path(__file__).resolve().parents[1]
 
 VARIANTS = {
     "CAM": ["--base", "cam", "--use_ppc", "false"],
@@ -28,23 +31,36 @@ VARIANTS = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def _folder(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path would put the runs in the current "
+                                         "folder; pass a folder, or leave --out out")
+    return Path(text)
+
+
+def main(argv=None) -> int:
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--out", default="runs/base_table")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--out", type=_folder, default=ROOT / "runs" / "base_table",
+                        help="where the runs go (default: runs/base_table in the repository)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                        metavar="VARIANT", help=f"of {', '.join(map(repr, VARIANTS))}")
     parser.add_argument("extra", nargs=argparse.REMAINDER,
                         help="more options for python -m ppc run (after --)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     extra = [a for a in args.extra if a != "--"]
     rows = {}
     for name in args.variants:
         for seed in args.seeds:
-            out = Path(args.out) / name.replace(" + ", "+").replace(" ", "_") / f"seed{seed}"
+            out = args.out / name.replace(" + ", "+").replace(" ", "_") / f"seed{seed}"
             cmd = [sys.executable, "-m", "ppc", "run", "--quiet", "--seed", str(seed),
                    "--out_dir", str(out), *VARIANTS[name], *extra]
             started = time.perf_counter()
-            subprocess.run(cmd, check=True)
+            code = subprocess.run(cmd).returncode
+            if code:  # the run printed its own error above
+                print(f"error: the run of {name!r} seed {seed} ({out}) failed with exit code "
+                      f"{code}", file=sys.stderr)
+                return code if code > 0 else 128 - code  # killed by a signal: 128 + signal
             summary = json.loads((out / "summary.json").read_text())
             rows.setdefault(name, []).append((100 * summary["best_miou"],
                                               summary["best_threshold"],
@@ -60,7 +76,8 @@ def main() -> None:
               f"{', '.join(f'{m:.1f}' for m in mious)} | "
               f"{', '.join(f'{v[1]:.2f}' for v in values)} | "
               f"{', '.join(f'{v[2]:.0f} s' for v in values)} |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -28,7 +28,10 @@ chosen without looking at the method it is meant to evaluate. Outcome: none met 
 The book's copy of the study is ``results/benchmark_design/`` (every run's config,
 summary, curve and coverage, and ``report.json``). ``--out results/benchmark_design``
 reuses those runs (a finished run is not retrained) and adds new candidates or seeds to
-the report; run from the repository root (``--weights`` paths are relative to it).
+the report. The runs are started in the repository root, wherever the script is run
+from: ``--weights`` paths (``PRETRAINED``, and any in the options after ``--``) are
+relative to it, as in the stored runs' configs; ``--out`` is relative to the current
+folder (default: ``runs/design`` in the repository).
 """
 
 from __future__ import annotations
@@ -39,9 +42,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ppc.cli import OneLineParser  # one-line errors, like python -m ppc
 from ppc.design import judge
 from ppc.experiment import coverage
 
+ROOT = Path(__file__).resolve().parents[1]
+#: relative to ROOT, where the runs start (the stored runs' configs name it so, and a
+#: run's weights path is part of its identity: an absolute one would not reuse them)
 PRETRAINED = "results/pretrain/small_local.pth"
 
 #: name -> (what changes, options for python -m ppc run)
@@ -98,10 +105,34 @@ CANDIDATES = {
 }
 
 
+class RunFailed(Exception):
+    """A child run failed (it printed its own error); ``code``: its exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _run(cmd: list[str], what: str) -> None:
+    """Run ``cmd`` in the repository root; :class:`RunFailed` where it fails."""
+    code = subprocess.run(cmd, cwd=ROOT).returncode
+    if code:
+        raise RunFailed(f"error: {what} failed with exit code {code}",
+                        code if code > 0 else 128 - code)  # killed by a signal: 128 + signal
+
+
+def _folder(text: str) -> Path:
+    """``--out`` as an absolute path (the runs start in the repository root)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path would put the runs in the current "
+                                         "folder; pass a folder, or leave --out out")
+    return Path(text).resolve()
+
+
 def run_one(out: Path, seed: int, base: str, options: list[str]) -> dict:
     cmd = [sys.executable, "-m", "ppc", "run", "--quiet", "--base", base, "--use_ppc", "false",
            "--eval_split", "val", "--seed", str(seed), "--out_dir", str(out), *options]
-    subprocess.run(cmd, check=True)
+    _run(cmd, f"the {base} run of seed {seed} ({out})")
     summary = json.loads((out / "summary.json").read_text())
     result = {"miou": 100 * summary["best_miou"], "threshold": summary["best_threshold"],
               "seconds": sum(summary["seconds"].values())}
@@ -110,32 +141,45 @@ def run_one(out: Path, seed: int, base: str, options: list[str]) -> dict:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> int:
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES),
                         choices=list(CANDIDATES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--full", action="store_true",
                         help="also train the fully supervised upper bound (criterion C4)")
-    parser.add_argument("--out", default="runs/design")
+    parser.add_argument("--out", type=_folder, default=ROOT / "runs" / "design",
+                        help="where the runs and report.json go (default: runs/design in the "
+                             "repository)")
     parser.add_argument("extra", nargs=argparse.REMAINDER,
-                        help="more options for python -m ppc run (after --)")
-    args = parser.parse_args()
+                        help="more options for python -m ppc run (after --), read in the "
+                             "repository root")
+    args = parser.parse_args(argv)
+    try:
+        study(args)
+    except RunFailed as err:  # the run printed its own error above
+        print(err, file=sys.stderr)
+        return err.code
+    return 0
+
+
+def study(args) -> None:
     extra = [a for a in args.extra if a != "--"]
-    if any(PRETRAINED in CANDIDATES[name][1] for name in args.candidates) and not Path(
-            PRETRAINED).exists():
-        subprocess.run([sys.executable, "-m", "ppc.pretrain", "--out", PRETRAINED], check=True)
-    path = Path(args.out) / "report.json"
+    if any(PRETRAINED in CANDIDATES[name][1] for name in args.candidates) and not (
+            ROOT / PRETRAINED).exists():
+        _run([sys.executable, "-m", "ppc.pretrain", "--out", PRETRAINED],
+             f"the pre-training of {PRETRAINED}")
+    path = args.out / "report.json"
     report = json.loads(path.read_text()) if path.exists() else {}
     report = {k: v for k, v in report.items() if isinstance(v.get("cam"), dict)}
     for name in args.candidates:
         what, options = CANDIDATES[name]
         entry = report.setdefault(name, {"what": what, "cam": {}, "full": {}})
         for seed in args.seeds:
-            entry["cam"][str(seed)] = run_one(Path(args.out) / name / f"cam-seed{seed}", seed,
+            entry["cam"][str(seed)] = run_one(args.out / name / f"cam-seed{seed}", seed,
                                               "cam", options + extra)
             if args.full:
-                entry["full"][str(seed)] = run_one(Path(args.out) / name / f"full-seed{seed}",
+                entry["full"][str(seed)] = run_one(args.out / name / f"full-seed{seed}",
                                                    seed, "full", options + extra)
         entry["verdict"] = judge(list(entry["cam"].values()), list(entry["full"].values()))
         print(f"\n{name}: {what}")
@@ -156,4 +200,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

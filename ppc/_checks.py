@@ -9,8 +9,10 @@ and the training loop may switch it off once its inputs are known to be sane.
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -162,3 +164,41 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (at most ``limit`` characters), to quote a
     library's error inside a one-line error of ours."""
     return (str(exc).strip().splitlines() or [""])[0][:limit]
+
+
+def blocking_file(path: str | Path) -> Path | None:
+    """The file that stands where ``path`` or one of its folders should be (``path``
+    itself, or its nearest existing ancestor when that is not a folder); None when the
+    path is free or a folder."""
+    for candidate in (Path(path), *Path(path).parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def check_output(output: str | Path, name: str = "output",
+                 example: str = "/tmp/run.ipynb") -> Path:
+    """``output`` as a :class:`Path` where a file can be written (its folder created), or a
+    ``ValueError`` naming the argument ``name`` and saying what is in the way: called
+    before the work (a notebook's execution, a training) rather than after it."""
+    if not isinstance(output, (str, os.PathLike)) or not str(output).strip():
+        raise ValueError(f"{name} must be the path of the file to write, got {output!r}; "
+                         f"pass a file path such as {example}")
+    output = Path(output)
+    if output.is_dir():
+        raise ValueError(f"{name} {output} is a folder; pass a file path such as "
+                         f"{output / Path(example).name}")
+    blocking = blocking_file(output.parent)
+    if blocking is not None:
+        raise ValueError(f"cannot write {output}: {blocking} is a file, not a folder; pass a "
+                         "path whose folders are folders (or can be created)")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create the folder {output.parent} for {name} "
+                         f"({first_line(err)}); "
+                         "pass a path you can write to") from None
+    if not os.access(output.parent, os.W_OK):
+        raise ValueError(f"cannot write {output}: the folder {output.parent} is not "
+                         "writable; pass a path you can write to")
+    return output

@@ -81,7 +81,7 @@ HELP = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """One line per error, and where to look, instead of the whole usage (dozens of
     options) above it."""
 
@@ -234,7 +234,7 @@ def _cmd_evaluate(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python -m ppc",
         description="Weakly supervised semantic segmentation with pixel-to-prototype "
                     "contrast: train a base network with PPC, infer CAM seeds, score them.")

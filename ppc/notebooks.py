@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import math
+import numbers
 import os
 import sys
 import time
 from pathlib import Path
+
+from ._checks import check_output, first_line, is_int
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -28,17 +32,94 @@ def notebook_names() -> list[str]:
     return sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.py"))
 
 
+#: parameters whose value must be a count (an int >= 1), in any notebook that has them
+_COUNTS = {"batch_size": "images per batch", "num_images": "images shown",
+           "top_k": "pixels per prototype", "weight_images": "train images",
+           "steps": "training steps"}
+#: parameters that may be None or a string, whatever their default
+_OPTIONAL_TEXT = {"backbone", "weights"}
+
+
+def _is_number(value) -> bool:
+    """A real number (Python or NumPy), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_parameters(name: str, parameters: dict) -> None:
+    """A ``ValueError`` naming the parameter unless each value of ``parameters`` fits the
+    cell tagged ``parameters`` of ``notebooks/<name>.py``: a known name, the type of its
+    default (a bool for a bool, an int for an int, a string for a string, a dict for a
+    dict), and, where the notebook's use of it is known, its range (``epochs``: None or a
+    finite number > 0; counts such as ``batch_size``: ints >= 1; ``seed`` in
+    ``[0, 2**32)``). Papermill would otherwise run the notebook with a value that fails
+    deep inside it, or trains silently on another length (``epochs = 0`` trains 1 step)."""
+    if not isinstance(parameters, dict):
+        raise ValueError(f"parameters must be a dict of {name}'s parameters, got "
+                         f"{type(parameters).__name__}; pass e.g. {{'seed': 1}}")
+    defaults = parameter_defaults(name)
+    unknown = sorted(set(parameters) - set(defaults))
+    if unknown:
+        raise ValueError(f"{name} has no parameter(s) {unknown}; its parameters: "
+                         f"{', '.join(defaults)}")
+    for key, value in parameters.items():
+        default = defaults[key]
+
+        def refuse(expected: str, example, key=key, value=value) -> None:
+            raise ValueError(f"{name}: parameter {key} must be {expected}, got {value!r} "
+                             f"({type(value).__name__}); pass e.g. {key} = {example!r}")
+
+        if key == "epochs":
+            if value is not None and not (_is_number(value) and math.isfinite(value)
+                                          and value > 0):
+                refuse("None (the preset's length) or a finite number > 0 (epochs of the "
+                       "train split)", 2)
+        elif key == "extra":
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                refuse("a dict of RunConfig fields, flat (nested ones joined by __)",
+                       {"steps": 50, "ppc__top_k": 16})
+        elif key == "seed":
+            if not is_int(value) or not 0 <= value < 2**32:
+                refuse("an int in [0, 2**32)", 0)
+        elif key in _COUNTS:
+            if not (value is None and default is None) and not (is_int(value) and value >= 1):
+                refuse(f"an int >= 1 ({_COUNTS[key]})" + (" or None (the preset's)"
+                                                           if default is None else ""),
+                       default if default is not None else 8)
+        elif key in _OPTIONAL_TEXT:
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                refuse("None or a string", "path/to/weights.pth" if key == "weights"
+                       else "resnet50")
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                refuse("True or False", default)
+        elif isinstance(default, int):
+            if not is_int(value):
+                refuse("an int", default)
+        elif isinstance(default, float):
+            if not (_is_number(value) and math.isfinite(value)):
+                refuse("a finite number", default)
+        elif isinstance(default, str):
+            if not isinstance(value, (str, os.PathLike)):
+                refuse("a string", default)
+        elif isinstance(default, dict):
+            if not isinstance(value, dict):
+                refuse("a dict", default)
+
+
 def execute(name: str, parameters: dict | None = None, output: str | Path | None = None,
             progress: bool = True, cwd: str | Path | None = None) -> Path:
     """Run ``notebooks/<name>.py`` with papermill; write the executed notebook to ``output``
-    (default: ``notebooks/<name>.ipynb``, the book's copy) and return its path."""
+    (default: ``notebooks/<name>.ipynb``, the book's copy) and return its path.
+    ``parameters`` (:func:`check_parameters`) and ``output`` (:func:`check_output`) are
+    checked before the notebook runs."""
     import jupytext
     import papermill
 
     source = NOTEBOOKS / f"{name}.py"
     if not source.exists():
         raise FileNotFoundError(f"no notebook {source}; known: {', '.join(notebook_names())}")
-    output = Path(output) if output else NOTEBOOKS / f"{name}.ipynb"
+    check_parameters(name, parameters or {})
+    output = check_output(output if output is not None else NOTEBOOKS / f"{name}.ipynb")
     notebook = jupytext.read(source)
     for index, cell in enumerate(notebook.cells):  # stable ids: re-runs diff only in outputs
         cell.id = f"cell-{index}"
@@ -74,14 +155,28 @@ def _strip_papermill_metadata(path: Path) -> None:
 
 def parameter_names(name: str) -> list[str]:
     """Names assigned in the cell tagged ``parameters`` of ``notebooks/<name>.py``."""
+    return list(parameter_defaults(name))
+
+
+def parameter_defaults(name: str) -> dict:
+    """``{name: default}`` of the cell tagged ``parameters`` of ``notebooks/<name>.py``, in
+    order (a default that is not a literal is given as None)."""
     import jupytext
 
     for cell in jupytext.read(NOTEBOOKS / f"{name}.py").cells:
         if "parameters" in cell.metadata.get("tags", []):
-            return [target.id for node in ast.parse(cell.source).body
-                    if isinstance(node, ast.Assign) for target in node.targets
-                    if isinstance(target, ast.Name)]
-    return []
+            found = {}
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, ast.Assign):
+                    try:
+                        value = ast.literal_eval(node.value)
+                    except ValueError:
+                        value = None
+                    for target in node.targets:
+                        if isinstance(target, ast.Name):
+                            found[target.id] = value
+            return found
+    return {}
 
 
 _WORDS = {"true": True, "false": False, "none": None, "null": None}
@@ -99,8 +194,10 @@ def _value(text: str):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ppc.notebooks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .cli import OneLineParser  # one-line errors, like python -m ppc
+
+    parser = OneLineParser(prog="python -m ppc.notebooks", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="notebooks to run (default: all, in order)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"), help="a papermill parameter (Python literal)")
@@ -108,7 +205,7 @@ def main(argv=None) -> int:
                                                "(one notebook only)")
     args = parser.parse_args(argv)
     names = args.names or notebook_names()
-    if args.output and len(names) != 1:
+    if args.output is not None and len(names) != 1:
         parser.error("--output needs exactly one notebook name")
     known = notebook_names()
     unknown = sorted(set(names) - set(known))
@@ -122,13 +219,31 @@ def main(argv=None) -> int:
             parser.error(f"{name} has no parameter(s) {extra}; its parameters: "
                          f"{', '.join(accepted)} (other RunConfig fields of "
                          "05_training go in extra, e.g. -p extra '{\"steps\": 50}')")
+        try:
+            check_parameters(name, parameters)
+        except ValueError as err:
+            parser.error(f"{err} (-p NAME VALUE takes a Python literal)")
+    output = None
+    if args.output is not None:
+        try:
+            output = check_output(args.output)
+        except ValueError as err:
+            parser.error(f"-o/--output: {err}")
+    import papermill
+
     for name in names:
         started = time.perf_counter()
         print(f"executing {name} ...", flush=True)
         try:
-            path = execute(name, parameters, args.output)
-        except Exception as err:  # papermill reports the failing cell
-            print(f"error: {name}: {err}", file=sys.stderr)
+            path = execute(name, parameters, output)
+        except papermill.PapermillExecutionError as err:  # a cell raised: its last line
+            where = output if output is not None else NOTEBOOKS / f"{name}.ipynb"
+            evalue = " ".join(str(err.evalue).split())
+            print(f"error: {name}: {err.ename}: {evalue} (the failing cell's traceback is in "
+                  f"{where})", file=sys.stderr)
+            return 1
+        except Exception as err:  # e.g. the kernel died: its first line
+            print(f"error: {name}: {type(err).__name__}: {first_line(err)}", file=sys.stderr)
             return 1
         print(f"  {path} ({time.perf_counter() - started:.0f} s)", flush=True)
     return 0

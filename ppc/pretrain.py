@@ -16,9 +16,10 @@ writes the backbone's ``state_dict`` (load it with ``--weights``, like any local
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
+import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import check_field_types, check_seed
 from .data.synthetic import ellipse, hsv_to_rgb
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .models.backbones import SMALL_DILATIONS, SmallNet
+from ._checks import check_output as _check_output
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,50 @@ class PretrainConfig:
     lr: float = 3e-3
     seed: int = 0
     palette_seed: int = 1234
+
+    def __post_init__(self) -> None:
+        check_field_types(self, "PretrainConfig")
+        for name, low, what in (("image_size", 16, "pixels per side"),
+                                ("num_colours", 2, "reference colours"),
+                                ("width", 1, "channels of the first block"),
+                                ("steps", 1, "training steps"),
+                                ("batch_size", 1, "images per step")):
+            value = getattr(self, name)
+            if value < low:
+                raise ValueError(f"PretrainConfig.{name} must be an int >= {low} ({what}), got "
+                                 f"{value!r}; pass e.g. {name}={_DEFAULTS[name]}")
+        low, high = self.shapes
+        if not 0 <= low <= high:
+            raise ValueError(f"PretrainConfig.shapes must be (min, max) ellipses per image with "
+                             f"0 <= min <= max, got {tuple(self.shapes)}; pass e.g. "
+                             f"shapes={_DEFAULTS['shapes']}")
+        if len(self.dilations) != 2 or any(d < 1 for d in self.dilations):
+            raise ValueError(f"PretrainConfig.dilations must be two ints >= 1 (blocks 5 and 6 "
+                             f"of SmallNet), got {tuple(self.dilations)}; pass e.g. "
+                             f"dilations=(1, 1)")
+        for name, positive in (("pixel_noise", False), ("lr", True)):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0 or (positive and value == 0):
+                raise ValueError(f"PretrainConfig.{name} must be a finite number "
+                                 f"{'> 0' if positive else '>= 0'}, got {value!r}; pass e.g. "
+                                 f"{name}={_DEFAULTS[name]}")
+        check_seed(self.seed, "PretrainConfig", bits=32)
+        if self.palette_seed < 0:
+            raise ValueError(f"PretrainConfig.palette_seed must be an int >= 0, got "
+                             f"{self.palette_seed!r}; pass e.g. palette_seed=1234")
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(PretrainConfig)}
+
+
+def check_output(out) -> Path:
+    """``out`` as a :class:`Path`, its folder created, or a ``ValueError`` saying what is in
+    the way (checked before training, not after it)."""
+    out = _check_output(out, "out", "results/pretrain/small_local.pth")
+    if Path(str(out) + ".json").is_dir():
+        raise ValueError(f"cannot write {out}.json (the report next to {out}): it is a "
+                         "folder; pass another out, or remove that folder")
+    return out
 
 
 def reference_colours(config: PretrainConfig) -> np.ndarray:
@@ -92,7 +139,12 @@ def colour_logits(backbone: nn.Module, head: nn.Module, images: torch.Tensor, si
 def pretrain(config: PretrainConfig, out: str | Path, progress: bool = True) -> Path:
     """Train :class:`SmallNet` + a 1x1 head on the dense colour task; save the backbone's
     ``state_dict`` to ``out`` (and ``out`` + ``.json``: config, the last training batch's
-    pixel accuracy, and the held-out accuracy of :func:`held_out_accuracy`)."""
+    pixel accuracy, and the held-out accuracy of :func:`held_out_accuracy`). ``out`` is
+    checked (and its folder created) before training."""
+    if not isinstance(config, PretrainConfig):
+        raise ValueError(f"config must be a PretrainConfig, got {type(config).__name__}; pass "
+                         "e.g. PretrainConfig(steps=300)")
+    out = check_output(out)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     colours = reference_colours(config)
@@ -118,8 +170,6 @@ def pretrain(config: PretrainConfig, out: str | Path, progress: bool = True) -> 
                       flush=True)
     seconds = round(time.perf_counter() - started, 1)
     held_out = held_out_accuracy(config, backbone, head, colours)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(backbone.state_dict(), out)
     Path(str(out) + ".json").write_text(json.dumps({
         "config": dataclasses.asdict(config), "pixel_accuracy": accuracy,
@@ -146,19 +196,42 @@ def held_out_accuracy(config: PretrainConfig, backbone: nn.Module, head: nn.Modu
     return correct / total
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ppc.pretrain", description=__doc__)
+def main(argv=None) -> int:
+    from .cli import OneLineParser  # one-line errors, like python -m ppc
+
+    parser = OneLineParser(prog="python -m ppc.pretrain", description=__doc__)
     parser.add_argument("--out", required=True, help="where to write the backbone .pth")
     parser.add_argument("--steps", type=int, default=PretrainConfig.steps)
     parser.add_argument("--seed", type=int, default=PretrainConfig.seed)
     parser.add_argument("--dilations", type=int, nargs=2, default=PretrainConfig.dilations)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.steps < 1:
+        parser.error(f"--steps must be >= 1 (training steps), got {args.steps}; "
+                     f"e.g. --steps {PretrainConfig.steps}")
+    if not 0 <= args.seed < 2**32:
+        parser.error(f"--seed must be an int in [0, 2**32), got {args.seed}; e.g. --seed 0")
+    if min(args.dilations) < 1:
+        parser.error(f"--dilations must be two ints >= 1 (blocks 5 and 6), got "
+                     f"{' '.join(map(str, args.dilations))}; e.g. --dilations 1 1")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1 (torch's CPU threads), got {args.threads}; "
+                     "leave it out for torch's default")
+    try:
+        config = PretrainConfig(steps=args.steps, seed=args.seed,
+                                dilations=tuple(args.dilations))
+        out = check_output(args.out)
+    except ValueError as err:
+        parser.error(str(err))
     if args.threads:
         torch.set_num_threads(args.threads)
-    pretrain(PretrainConfig(steps=args.steps, seed=args.seed,
-                            dilations=tuple(args.dilations)), args.out)
+    try:
+        pretrain(config, out)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

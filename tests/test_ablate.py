@@ -292,3 +292,19 @@ def test_command_line_refuses_zero_seeds(capsys):
     with pytest.raises(SystemExit):
         ablate.main(["tau", "--seeds", "0"])
     assert "--seeds must be >= 1" in capsys.readouterr().err
+
+
+def test_command_line_refuses_a_results_path_that_is_not_a_folder(tmp_path, monkeypatch,
+                                                                   capsys):
+    monkeypatch.setattr(ablate, "sweep", lambda *a, **k: pytest.fail("swept"))
+    (tmp_path / "a_file").write_text("")
+    for results, message in (
+            ("", "argument --results: an empty path would put the runs in the current folder"),
+            (str(tmp_path / "a_file"), f"--results {tmp_path / 'a_file'} is not a folder: "
+                                       f"{tmp_path / 'a_file'} is a file"),
+            (str(tmp_path / "a_file" / "sub"), f"{tmp_path / 'a_file'} is a file")):
+        with pytest.raises(SystemExit) as exit_:
+            ablate.main(["tau", "--results", results])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err

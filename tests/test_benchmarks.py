@@ -11,8 +11,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import base_table  # noqa: E402
 import bench_loss  # noqa: E402
 import bench_train_step  # noqa: E402
+import benchmark_design  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -88,3 +92,67 @@ def test_gpu_checks_script_refuses_without_cuda(tmp_path):
     assert (root / "tests" / "test_cuda.py").exists()
     assert "def test_loss_makes_no_sync_on_cuda(" in (root / "tests" / "test_loss.py").read_text()
     assert "tests/test_loss.py::test_loss_makes_no_sync_on_cuda" in text
+
+
+def test_base_table_refuses_unknown_variants_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        base_table.main(["--variants", "bogus"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "argument --variants: invalid choice: 'bogus' (choose from 'CAM', 'CAM + PPC', " \
+           "'SEAM', 'SEAM + PPC', 'full supervision')" in err
+
+
+@pytest.mark.parametrize("script,argv,message", [
+    (base_table, ["--variants", "CAM"], "error: the run of 'CAM' seed 0 ("),
+    (benchmark_design, ["--candidates", "A"], "error: the cam run of seed 0 ("),
+])
+def test_a_failed_run_ends_the_script_with_its_exit_code_and_one_line(
+        tmp_path, capfd, script, argv, message):
+    # a real child run that fails at once: its own error, then ours, and no traceback
+    code = script.main([*argv, "--seeds", "0", "--out", str(tmp_path), "--", "--no_such"])
+    assert code == 2
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "CalledProcessError" not in err, err
+    lines = err.strip().splitlines()
+    assert "unrecognized arguments: --no_such" in lines[0]  # the run's own error
+    assert len(lines) == 2 and lines[1].startswith(message), err
+    assert lines[1].endswith(") failed with exit code 2")
+
+
+def test_benchmark_design_uses_the_stored_weights_from_any_folder(tmp_path, monkeypatch,
+                                                                  capsys):
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append((cmd, kwargs))
+        return subprocess.CompletedProcess(cmd, 3)
+
+    monkeypatch.setattr(benchmark_design.subprocess, "run", fake_run)
+    monkeypatch.chdir(tmp_path)  # outside the repository
+    assert (ROOT / benchmark_design.PRETRAINED).exists()  # the stored weights
+    assert benchmark_design.main(["--candidates", "J", "--seeds", "0", "--out", "mine"]) == 3
+    (cmd, kwargs), = calls  # no pre-training: the first run is the CAM run
+    assert cmd[1:4] == ["-m", "ppc", "run"] and kwargs["cwd"] == ROOT
+    assert cmd[cmd.index("--weights") + 1] == benchmark_design.PRETRAINED  # as stored runs
+    assert cmd[cmd.index("--out_dir") + 1] == str(tmp_path / "mine" / "J" / "cam-seed0")
+    assert capsys.readouterr().err.strip() == (
+        f"error: the cam run of seed 0 ({tmp_path / 'mine' / 'J' / 'cam-seed0'}) failed with "
+        "exit code 3")
+
+
+def test_benchmark_scripts_default_to_folders_of_the_repository(tmp_path, monkeypatch):
+    seen = []
+
+    def fake_run(cmd, **kwargs):
+        seen.append(cmd[cmd.index("--out_dir") + 1])
+        return subprocess.CompletedProcess(cmd, 1)
+
+    monkeypatch.chdir(tmp_path)
+    for script, argv in ((base_table, ["--variants", "CAM"]),
+                         (benchmark_design, ["--candidates", "A"])):
+        monkeypatch.setattr(script.subprocess, "run", fake_run)
+        assert script.main([*argv, "--seeds", "0"]) == 1
+    assert seen == [str(ROOT / "runs" / "base_table" / "CAM" / "seed0"),
+                    str(ROOT / "runs" / "design" / "A" / "cam-seed0")]

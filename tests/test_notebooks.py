@@ -77,3 +77,87 @@ def test_runner_refuses_unknown_notebooks_and_parameters_before_running(capsys):
     # booleans and None in any case (a plain "false" string would be truthy)
     assert [_value(v) for v in ("false", "True", "none", "3", "0.5", "{'a': 1}", "cpu")] == [
         False, True, None, 3, 0.5, {"a": 1}, "cpu"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["-p", "extra", "notadict"], "05_training: parameter extra must be a dict of RunConfig "
+                                  "fields"),
+    (["-p", "epochs", "nan"], "05_training: parameter epochs must be None (the preset's "
+                              "length) or a finite number > 0 (epochs of the train split), "
+                              "got 'nan' (str)"),
+    (["-p", "epochs", "abc"], "parameter epochs must be None (the preset's length) or a "
+                              "finite number > 0"),
+    (["-p", "epochs", "0"], "parameter epochs must be None (the preset's length) or a finite "
+                            "number > 0 (epochs of the train split), got 0 (int)"),
+    (["-p", "epochs", "-1"], "got -1 (int); pass e.g. epochs = 2"),
+    (["-p", "epochs", "1e999"], "got inf (float)"),
+    (["-p", "batch_size", "0"], "parameter batch_size must be an int >= 1 (images per batch) "
+                                "or None (the preset's), got 0"),
+    (["-p", "seed", "-1"], "parameter seed must be an int in [0, 2**32), got -1"),
+    (["-p", "use_ppc", "yes"], "parameter use_ppc must be True or False, got 'yes' (str)"),
+    (["-p", "out_dir", "none"], "parameter out_dir must be a string, got None"),
+])
+def test_runner_refuses_bad_parameter_values_before_running(monkeypatch, capsys, argv,
+                                                            message):
+    from ppc import notebooks
+
+    monkeypatch.setattr(notebooks, "execute", lambda *a, **k: pytest.fail("executed"))
+    with pytest.raises(SystemExit) as exit_:
+        notebooks.main(["05_training", *argv])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_parameters_are_checked_by_execute_too(tmp_path):
+    from ppc.notebooks import check_parameters
+
+    with pytest.raises(ValueError, match=r"parameter epochs must be None .* got 0 \(int\)"):
+        execute("05_training", {"epochs": 0}, output=tmp_path / "x.ipynb", progress=False)
+    assert not (tmp_path / "x.ipynb").exists()
+    check_parameters("05_training", {"epochs": 0.5, "batch_size": None, "extra": {"steps": 2},
+                                     "backbone": "resnet50", "seed": 3})
+    check_parameters("12_your_model", {"steps": 2, "batch_size": 4})
+    with pytest.raises(ValueError, match="12_your_model: parameter batch_size must be an int "
+                                         ">= 1 .images per batch., got None"):
+        check_parameters("12_your_model", {"batch_size": None})  # no preset to fall back on
+
+
+def test_runner_checks_the_output_location_before_running(tmp_path, monkeypatch, capsys):
+    from ppc import notebooks
+
+    monkeypatch.setattr(notebooks, "execute", lambda *a, **k: pytest.fail("executed"))
+    (tmp_path / "a_file").write_text("")
+    for output, message in (
+            (tmp_path / "a_file" / "x.ipynb", f"-o/--output: cannot write {tmp_path}/a_file/"
+                                              f"x.ipynb: {tmp_path}/a_file is a file, not a "
+                                              "folder"),
+            (tmp_path / "a_file" / "sub" / "x.ipynb", f"{tmp_path}/a_file is a file"),
+            (tmp_path, f"-o/--output: output {tmp_path} is a folder"),
+            ("", "-o/--output: output must be the path of the file to write, got ''")):
+        with pytest.raises(SystemExit) as exit_:
+            notebooks.main(["05_training", "-o", str(output)])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    with pytest.raises(ValueError, match="a_file is a file, not a folder"):
+        execute("05_training", {}, output=tmp_path / "a_file" / "x.ipynb", progress=False)
+
+
+def test_runner_reports_a_failing_cell_in_one_line(tmp_path, monkeypatch, capsys):
+    import papermill
+
+    from ppc import notebooks
+
+    def failing(name, parameters, output):
+        raise papermill.PapermillExecutionError(
+            cell_index=3, exec_count=3, source="check_training_parameters(dataset, preset)",
+            ename="ValueError", evalue="dataset must be 'synthetic' or 'voc', got 'coco'",
+            traceback=["Traceback (most recent call last):"] + ["  deep inside"] * 40)
+
+    monkeypatch.setattr(notebooks, "execute", failing)
+    out = tmp_path / "bad.ipynb"
+    assert notebooks.main(["05_training", "-p", "dataset", "coco", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (f"error: 05_training: ValueError: dataset must be 'synthetic' or "
+                           f"'voc', got 'coco' (the failing cell's traceback is in {out})")

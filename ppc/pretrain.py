@@ -30,10 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_field_types, check_seed
+from ._checks import check_output as _check_output
 from .data.synthetic import ellipse, hsv_to_rgb
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .models.backbones import SMALL_DILATIONS, SmallNet
-from ._checks import check_output as _check_output
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ and the training loop may switch it off once its inputs are known to be sane.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 import types
 import typing
@@ -202,3 +203,12 @@ def check_output(output: str | Path, name: str = "output",
         raise ValueError(f"cannot write {output}: the folder {output.parent} is not "
                          "writable; pass a path you can write to")
     return output
+
+
+def require_score(name: str, value) -> float:
+    """``value`` as a float, or a ``ValueError`` unless it is a number in [0, 1] (a
+    background score for CAMs normalised to [0, 1])."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1] (a background score for CAMs "
+                         f"normalised to [0, 1]), got {value!r}")
+    return float(value)

@@ -10,7 +10,6 @@ Conventions used across ``ppc``:
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 from torch import Tensor
@@ -21,6 +20,7 @@ from ._checks import (
     require_match,
     require_multi_hot,
     require_range,
+    require_score,
     require_tensor,
 )
 
@@ -117,10 +117,7 @@ def pseudo_labels(
     lower index, i.e. to background first (``torch.argmax`` returns the first maximum).
     """
     check_cams_and_labels(cams, image_labels, validate, normalised=True)
-    if isinstance(bg_threshold, bool) or not isinstance(bg_threshold, numbers.Real) \
-            or not 0 <= bg_threshold <= 1:
-        raise ValueError(f"bg_threshold must be a number in [0, 1] (a background score for "
-                         f"CAMs normalised to [0, 1]), got {bg_threshold!r}")
+    require_score("bg_threshold", bg_threshold)
     n, _, h, w = cams.shape
     present = image_labels.to(torch.bool)[:, :, None, None]
     foreground = cams.masked_fill(~present, float("-inf"))

@@ -9,6 +9,8 @@ Embeddings are L2-normalised per pixel inside; logits are computed in at least f
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 
 import torch
 from torch import Tensor
@@ -54,8 +56,12 @@ def _check(embeddings, labels, prototypes, valid, tau, ignore_index, validate) -
                 f"valid must be a bool tensor of shape [P] = [{prototypes.shape[0]}], "
                 f"got {valid.dtype} of shape {tuple(valid.shape)}"
             )
-    if not tau > 0:
-        raise ValueError(f"tau must be > 0, got {tau!r}")
+    if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not 0 < tau < math.inf:
+        raise ValueError(f"tau must be a finite number > 0 (the paper's 0.1), got {tau!r}")
+    if ignore_index is not None and (isinstance(ignore_index, bool)
+                                     or not isinstance(ignore_index, numbers.Integral)):
+        raise ValueError(f"ignore_index must be an int label (e.g. 255) or None, got "
+                         f"{ignore_index!r}")
     if validate:
         require_finite("embeddings", embeddings)
         require_finite("prototypes", prototypes)
@@ -331,6 +337,7 @@ def hard_pixel_sampling(
     return_draws: bool = False,
     balance: str = "classes",
     background: int = 0,
+    validate: bool = True,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Per-pixel weights ``[M]`` that turn per-pixel losses into the sampled intra loss.
 
@@ -371,7 +378,8 @@ def hard_pixel_sampling(
     its class; ``keep`` ``[M]`` bool, pixels that take part. The random draw is one
     ``torch.rand(M, generator=generator)`` (or ``random_keys`` ``[M]``): a class's random
     pixels are those with the smallest keys. ``return_draws=True`` also returns how many
-    times each pixel is drawn (``[M]``: 0, 1 or 2).
+    times each pixel is drawn (``[M]``: 0, 1 or 2). ``validate`` checks that the kept
+    pixels' targets lie in ``[0, num_classes)`` (one host-device sync).
     """
     for name, value in (
         ("random_fraction", random_fraction), ("hard_fraction", hard_fraction),
@@ -391,9 +399,20 @@ def hard_pixel_sampling(
     if any(t.dim() != 1 or t.numel() != m for t in shapes.values()):
         raise ValueError("similarity, targets, keep (and random_keys) must all be [M], got "
                          + ", ".join(f"{k} {tuple(t.shape)}" for k, t in shapes.items()))
-    if targets.is_floating_point() or keep.dtype != torch.bool:
-        raise ValueError(f"targets must be integer class indices and keep bool, got "
-                         f"{targets.dtype} and {keep.dtype}")
+    if targets.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8) \
+            or keep.dtype != torch.bool or not similarity.is_floating_point() \
+            or (random_keys is not None and not random_keys.is_floating_point()):
+        raise ValueError(f"targets must be integer class indices, keep bool, similarity (and "
+                         f"random_keys) floating point, got {targets.dtype}, {keep.dtype}, "
+                         f"{similarity.dtype}"
+                         + (f", {random_keys.dtype}" if random_keys is not None else ""))
+    if validate:  # value check (synchronises): every counted pixel's class is in range
+        counted = targets[keep]
+        if counted.numel() and not bool(((counted >= 0) & (counted < num_classes)).all()):
+            raise ValueError(f"targets of kept pixels must lie in [0, num_classes) = "
+                             f"[0, {num_classes}), got values in [{int(counted.min())}, "
+                             f"{int(counted.max())}]; pass num_classes = the number of "
+                             "prototypes (background included)")
     device = targets.device
     groups = torch.where(keep, targets, torch.full_like(targets, num_classes))  # extra group
     counts = torch.zeros(num_classes + 1, dtype=torch.long, device=device)
@@ -515,7 +534,7 @@ def intra_from_logits(
         positive.detach().reshape(-1), targets.reshape(-1), keep.reshape(-1), num_protos,
         random_fraction=sampling_random_fraction, hard_fraction=sampling_hard_fraction,
         hard_upper=sampling_hard_upper, generator=generator, random_keys=random_keys,
-        balance=sampling_balance,
+        balance=sampling_balance, validate=False,
     )
     return (weights * nll.reshape(-1)).sum()
 

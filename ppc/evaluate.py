@@ -33,6 +33,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from ._checks import require_score
+
 IGNORE_INDEX = 255
 
 #: Default background thresholds of the sweep: 0.00, 0.01, ..., 0.95. The paper sweeps
@@ -148,6 +150,8 @@ def iou_from_confusion(conf) -> tuple[Tensor, float]:
     conf = _to_tensor("conf", conf)
     if conf.dim() != 2 or conf.shape[0] != conf.shape[1]:
         raise ValueError(f"conf must be a square [K, K] matrix, got shape {tuple(conf.shape)}")
+    if conf.numel() and bool((conf < 0).any()):
+        raise ValueError("conf must hold pixel counts (>= 0), got a negative entry")
     iou = _iou(conf)
     return iou, float(_nanmean(iou))
 
@@ -258,6 +262,7 @@ def cams_to_prediction(cams, keys, bg_threshold: float) -> Tensor:
     With ``K_i = 0`` every pixel is background.
     """
     cams, keys = _check_cams(cams, keys, unit=True)
+    require_score("bg_threshold", bg_threshold)
     score, label = _top_foreground(cams, keys)
     return torch.where(score > _thresholds_as(cams, bg_threshold), label, 0)
 
@@ -585,15 +590,20 @@ def region_coverage(samples: Iterable) -> dict:
             raise ValueError(f"sample {index}: prediction {tuple(prediction.shape)}, mask "
                              f"{tuple(mask.shape)} and regions {tuple(regions.shape)} must "
                              "have the same [H, W] shape")
+        bad = regions[(regions != BACKGROUND) & (regions != BODY) & (regions != PART)]
+        if bad.numel():
+            raise ValueError(f"sample {index}: regions must be {BACKGROUND} (background), "
+                             f"{BODY} (body) or {PART} (part), got {int(bad[0])}")
+        scored = mask != IGNORE_INDEX  # ignored pixels count nowhere
         right = prediction == mask
         for slot, region in ((0, PART), (2, BODY)):
-            inside = regions == region
+            inside = (regions == region) & scored
             counts[slot] += (right & inside).sum()
             counts[slot + 1] += inside.sum()
-        background = regions == BACKGROUND
+        background = (regions == BACKGROUND) & scored
         counts[4] += ((prediction > 0) & background).sum()
         counts[5] += background.sum()
-        fg_predicted += int((prediction > 0).sum())
+        fg_predicted += int(((prediction > 0) & scored).sum())
         fg_right += int(((prediction > 0) & right).sum())
     part_ok, part, body_ok, body, bg_fp, bg = (int(v) for v in counts)
 

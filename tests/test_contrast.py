@@ -330,8 +330,11 @@ def test_bad_inputs():
         ppc.intra_view_loss(emb, labels - 1, protos)
     with pytest.raises(ValueError, match="labels must be an integer tensor"):
         ppc.pixel_prototype_nce(emb, labels.float(), protos)
-    with pytest.raises(ValueError, match="tau must be > 0"):
-        ppc.pixel_prototype_nce(emb, labels, protos, tau=0)
+    for tau in (0, float("inf"), True, "0.1"):
+        with pytest.raises(ValueError, match="tau must be a finite number > 0"):
+            ppc.pixel_prototype_nce(emb, labels, protos, tau=tau)
+    with pytest.raises(ValueError, match="ignore_index must be an int label"):
+        ppc.pixel_prototype_nce(emb, labels, protos, ignore_index=True)
     with pytest.raises(ValueError, match=r"valid must be a bool tensor of shape \[P\] = \[8\]"):
         ppc.pixel_prototype_nce(emb, labels, protos, valid=torch.ones(7, dtype=torch.bool))
     nan = emb.detach().clone()
@@ -357,5 +360,12 @@ def test_hard_pixel_sampling_bad_inputs():
     ok = torch.ones(4, dtype=torch.bool)
     with pytest.raises(ValueError, match=r"must all be \[M\].*similarity \(3,\)"):
         ppc.hard_pixel_sampling(torch.zeros(3), torch.zeros(4, dtype=torch.long), ok, 2)
-    with pytest.raises(ValueError, match="targets must be integer class indices and keep bool"):
+    with pytest.raises(ValueError, match="targets must be integer class indices, keep bool"):
         ppc.hard_pixel_sampling(torch.zeros(4), torch.zeros(4), ok, 2)
+    long = torch.zeros(4, dtype=torch.long)
+    for similarity, targets in ((long, long), (torch.zeros(4), long.bool())):
+        with pytest.raises(ValueError, match="similarity .* floating point"):
+            ppc.hard_pixel_sampling(similarity, targets, ok, 2)
+    with pytest.raises(ValueError, match=r"targets of kept pixels must lie in \[0, num_classes\) "
+                                         r"= \[0, 3\), got values in \[0, 3\]"):
+        ppc.hard_pixel_sampling(torch.zeros(4), torch.tensor([0, 1, 2, 3]), ok, 3)

@@ -241,6 +241,11 @@ def test_cams_to_prediction_bad_inputs():
         cams_to_prediction(np.zeros((2, 3, 3)), [1, 1], 0.5)
     with pytest.raises(ValueError, match="cams contains NaN"):
         cams_to_prediction(np.full((1, 3, 3), np.nan), [1], 0.5)
+    for threshold in (1.5, float("nan"), None):
+        with pytest.raises(ValueError, match=r"bg_threshold must be a number in \[0, 1\]"):
+            cams_to_prediction(np.zeros((1, 3, 3)), [1], threshold)
+    with pytest.raises(ValueError, match="conf must hold pixel counts"):
+        iou_from_confusion([[5, -2], [1, 3]])
     with pytest.raises(ValueError, match=r"cams must be normalised to \[0, 1\].*\[5, 105\]"):
         cams_to_prediction(np.linspace(5, 105, 9).reshape(1, 3, 3), [1], 0.5)
     sweep = ThresholdSweep(3)
@@ -511,6 +516,13 @@ def test_region_coverage_edge_cases_and_errors():
         region_coverage([(np.zeros((2, 2), int), np.zeros((2, 3), int), np.zeros((2, 2), int))])
     with pytest.raises(ValueError, match="integer"):
         region_coverage([(np.zeros((2, 2)), np.zeros((2, 2), int), np.zeros((2, 2), int))])
+    with pytest.raises(ValueError, match=r"regions must be 0 \(background\), 1 .* got 3"):
+        region_coverage([(np.zeros((2, 2), int), np.zeros((2, 2), int), np.full((2, 2), 3))])
+    # ignored ground truth (255) counts nowhere: the same as leaving those pixels out
+    ignored = region_coverage([(np.array([[0, 1], [2, 2]]), np.array([[255, 1], [2, 255]]),
+                                np.array([[2, 1], [1, 0]]))])
+    assert math.isnan(ignored["part_recall"]) and math.isnan(ignored["background_false_positive"])
+    assert ignored["body_recall"] == 1.0 and ignored["precision"] == 1.0
 
 
 def _weight_by_region_loop(samples):

@@ -270,6 +270,11 @@ def collect(family: str, *, results: Path = RESULTS, rows: list[Row] | None = No
     the seed coverage (:data:`COVERAGE`). ``with_base``: a row of the ``components``
     family (e.g. ``"seam: base"``) whose runs are put first, as the no-PPC reference.
     ``seeds``: only the runs of these seeds (default: every stored seed)."""
+    if rows is None and family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; the families: {', '.join(FAMILIES)}")
+    if not Path(results).is_dir():
+        raise ValueError(f"results folder {results} does not exist (or is not a folder); pass "
+                         "the folder of a sweep (python -m ppc.ablate ... --results FOLDER)")
     rows = rows if rows is not None else FAMILIES[family]
     if with_base is not None:
         base = [r for r in FAMILIES["components"] if r.name == with_base]
@@ -357,6 +362,16 @@ def table(frame: pd.DataFrame) -> pd.DataFrame:
 def _paired_differences(frame: pd.DataFrame, reference) -> list[tuple[str, str, list[float]]]:
     """``(row, reference row, per-seed differences)`` in the family's order; see
     :func:`paired_table`."""
+    missing = sorted({"order", "row", "seed", "miou"} - set(frame.columns))
+    if missing:
+        raise ValueError(f"frame lacks column(s) {missing}; pass a frame of ppc.ablate.collect")
+    if frame.duplicated(["row", "seed"]).any():
+        row, seed = frame.loc[frame.duplicated(["row", "seed"]), ["row", "seed"]].iloc[0]
+        raise ValueError(f"frame holds row {row!r} seed {seed} more than once (a seed would "
+                         "count twice); concatenate frames of different runs only")
+    if not callable(reference) and reference not in set(frame["row"]):
+        raise ValueError(f"reference {reference!r} is not a row of the frame: "
+                         f"{sorted(set(frame['row']))}")
     pick = reference if callable(reference) else (lambda _row: reference)
     by_row = {row: group.set_index("seed")["miou"] for row, group in frame.groupby("row")}
     out = []

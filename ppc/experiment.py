@@ -33,6 +33,7 @@ from .evaluate import (
 from .infer import infer
 from .machine import describe_machine
 from .train import (
+    as_device,
     build_dataset,
     load_trained,
     require_same_weights,
@@ -50,7 +51,15 @@ def _git_sha() -> str | None:
         return None
 
 
-def evaluate_run(config: RunConfig, out: Path) -> dict:
+def evaluate_run(config: RunConfig, out: str | Path) -> dict:
+    """Score the seeds in ``out/seeds`` (a run of ``config``) on ``config.eval_split``;
+    writes ``curve.csv`` and ``per_image.csv`` there and returns the summary's scores."""
+    out = Path(out)
+    stored = out / "config.json"
+    if stored.is_file() and RunConfig.load(stored).identity() != config.identity():
+        raise ValueError(f"{out} holds a run of another config than the one passed (its "
+                         f"seeds belong to other data or another model); pass "
+                         f"RunConfig.load({str(stored)!r})")
     dataset = build_dataset(config, config.eval_split, train=False)
     curve = evaluate_cam_dir(out / "seeds" / "cams", dataset)
     curve.to_frame().to_csv(out / "curve.csv", index=False)
@@ -102,6 +111,7 @@ def write_seeds(config: RunConfig, model, split: str, out_dir: str | Path, devic
                 progress: bool = True) -> Path:
     """:func:`ppc.infer.infer` of ``split`` with the run's inference settings (scales,
     flip, mask threshold, batch size, and bf16 where the run trained with it)."""
+    device = as_device(device)
     return infer(model, build_dataset(config, split, train=False), out_dir,
                  scales=config.scales, flip=config.flip, png_threshold=config.png_threshold,
                  batch_size=config.infer_batch_size, device=device,
@@ -290,10 +300,17 @@ def intra_weight_shares(run_dir: str | Path, *, images: int = 128, split: str = 
     return frame
 
 
+def _require_run_folder(run_dir) -> None:
+    if not (Path(run_dir) / "config.json").is_file():
+        raise ValueError(f"{run_dir} is not a run folder (it has no config.json); pass the "
+                         "out_dir of a run")
+
+
 def coverage(run_dir: str | Path) -> dict | None:
     """The run's ``coverage.json`` (:func:`seed_coverage`), measured and written the first
     time from its seed files; None where neither exists (seeds are not kept in git, the
     small JSON is)."""
+    _require_run_folder(run_dir)
     path = Path(run_dir) / "coverage.json"
     if path.exists():
         return json.loads(path.read_text())
@@ -309,6 +326,7 @@ def intra_weights(run_dir: str | Path) -> dict | None:
     first 128 images (or all it has), seed 0, as ``{"images", "split", "seed", "shares":
     {weighting: {region: share}}}``, measured and written the first time from the run's
     ``model.pt``; None where neither exists."""
+    _require_run_folder(run_dir)
     path = Path(run_dir) / "intra_weights.json"
     if path.exists():
         return json.loads(path.read_text())

@@ -10,6 +10,9 @@ the pseudo mask at a background threshold in the VOC palette.
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, default_collate
 from tqdm import tqdm
 
+from ._checks import require_floating, require_score, require_tensor
 from .cams import normalize_cams
 from .data.voc import write_label_png
 from .evaluate import cams_to_prediction, save_cam_npz
@@ -40,6 +44,9 @@ def multiscale_cams(model, images: Tensor, scales=(0.5, 1.0, 1.5, 2.0),
                     flip: bool = True, amp: bool = False) -> Tensor:
     """Summed CAMs ``[N, C, H, W]`` at the images' resolution (``images`` ``[N, 3, H, W]``
     normalised), over ``scales`` and (``flip``) mirrors."""
+    require_tensor("images", images, "[N, 3, H, W]", 4)
+    require_floating("images", images, "[N, 3, H, W]")
+    check_scales(scales)
     height, width = images.shape[2:]
     total = None
     for scale in scales:
@@ -56,10 +63,22 @@ def multiscale_cams(model, images: Tensor, scales=(0.5, 1.0, 1.5, 2.0),
     return total
 
 
+def check_scales(scales) -> None:
+    """A ``ValueError`` unless ``scales`` is one or more finite factors > 0."""
+    if isinstance(scales, (str, bytes)) or not isinstance(scales, Iterable) or not scales \
+            or not all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                       and 0 < v < math.inf for v in scales):
+        raise ValueError(f"scales must be one or more finite factors > 0 (the official "
+                         f"(0.5, 1.0, 1.5, 2.0)), got {scales!r}")
+
+
 def normalise_present(cams: Tensor, label: Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Keep the classes of ``label`` ``[C]`` from the summed ``cams`` ``[C, H, W]`` and
     min-max normalise each to [0, 1], as the official SEAM/PPC inference (ReLU, then
     ``(x - min) / (max - min + 1e-5)``) -> (maps ``[K, H, W]``, keys ``[K]``)."""
+    if label.dim() != 1 or label.shape[0] != cams.shape[0]:
+        raise ValueError(f"label must be [C] with C = {cams.shape[0]} (one per CAM), got shape "
+                         f"{tuple(label.shape)}")
     keys = torch.nonzero(label > 0.5).flatten()
     maps = normalize_cams(cams[keys][None].float(), validate=False)[0]
     return maps.cpu().numpy(), keys.cpu().numpy()
@@ -71,6 +90,8 @@ def infer(model, dataset, out_dir: str | Path, *, scales=(0.5, 1.0, 1.5, 2.0), f
     """Write ``cams/<id>.npz`` and ``masks/<id>.png`` for every image of ``dataset`` (with
     the evaluation transform). Up to ``batch_size`` consecutive images go through the
     network together; those of different sizes (VOC) in separate forward passes."""
+    check_scales(scales)
+    require_score("png_threshold", png_threshold)
     out = Path(out_dir)
     (out / "cams").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)

@@ -460,6 +460,7 @@ def diverged(config: RunConfig, step: int, what: str) -> ValueError:
 
 def load_trained(out_dir: str | Path, device: str | torch.device = "cpu"):
     """(config, model in eval mode) of a finished run."""
+    device = as_device(device)
     out = Path(out_dir)
     if not (out / "model.pt").exists():
         raise FileNotFoundError(f"{out / 'model.pt'} does not exist: the run in {out} has not "
@@ -476,6 +477,16 @@ def load_trained(out_dir: str | Path, device: str | torch.device = "cpu"):
         raise ValueError(f"{out / 'model.pt'} does not fit the network of "
                          f"{out / 'config.json'} ({first}); {fix}") from None
     return config, model.to(device).eval()
+
+
+def as_device(device) -> torch.device:
+    """``device`` (a ``torch.device`` or its name) as a ``torch.device``, or a one-line
+    ``ValueError``."""
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be a torch.device or a name such as 'cpu', 'cuda' or "
+                         f"'cuda:0', got {device!r} ({first_line(exc)})") from None
 
 
 def _read_run_file(path: Path, device, *, weights_only: bool, fix: str):

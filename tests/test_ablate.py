@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -179,6 +180,16 @@ def test_paired_table_differences_seed_by_seed():
     assert table.loc["x: less", "mIoU difference (points)"] == "-0.5"  # one seed: no spread
     by_prefix = ablate.paired_table(frame, lambda row: row.split(":")[0] + ": base")
     assert by_prefix.equals(ablate.paired_table(frame, "x: base"))
+    with pytest.raises(ValueError, match=r"reference 'K = 999' is not a row of the frame"):
+        ablate.paired_table(frame, "K = 999")
+    with pytest.raises(ValueError, match=r"holds row 'x: base' seed 0 more than once"):
+        ablate.paired_table(pd.concat([frame, frame]), "x: base")
+    with pytest.raises(ValueError, match=r"frame lacks column\(s\) \['miou'\]"):
+        ablate.paired_table(frame.drop(columns="miou"), "x: base")
+    with pytest.raises(ValueError, match="unknown family 'bogus'"):
+        ablate.collect("bogus")
+    with pytest.raises(ValueError, match="results folder /nonexistent does not exist"):
+        ablate.collect("top_k", results=Path("/nonexistent"))
 
 
 def test_collect_puts_the_base_first(tmp_path):

@@ -329,6 +329,36 @@ def test_seeds_are_min_max_normalised_present_classes():
     assert keys.tolist() == [1, 3] and maps.shape == (2, 5, 6)
     for m in maps:
         assert m.min() == 0 and 0.999 < m.max() <= 1
+    with pytest.raises(ValueError, match=r"label must be \[C\] with C = 4"):
+        normalise_present(cams, torch.tensor([0.0, 1.0]))
+
+
+def test_inference_and_run_helpers_refuse_bad_arguments(tmp_path):
+    from ppc.experiment import evaluate_run
+    from ppc.infer import infer, multiscale_cams
+
+    config = tiny(tmp_path)
+    run(config, progress=False)
+    _, model = load_trained(config.out_dir)
+    images = torch.rand(2, 3, 32, 32)
+    for scales in ([0], [-1.0], (), [float("inf")], "1", [True]):
+        with pytest.raises(ValueError, match="scales must be one or more finite factors > 0"):
+            multiscale_cams(model, images, scales)
+    with pytest.raises(ValueError, match="images must be a floating-point tensor"):
+        multiscale_cams(model, (images * 255).byte())
+    with pytest.raises(ValueError, match=r"images must have shape \[N, 3, H, W\]"):
+        multiscale_cams(model, images[0])
+    with pytest.raises(ValueError, match=r"png_threshold must be a number in \[0, 1\]"):
+        infer(model, [], tmp_path / "seeds", png_threshold=2.0)
+    with pytest.raises(ValueError, match="device must be a torch.device or a name"):
+        load_trained(config.out_dir, device="bogus")
+    with pytest.raises(ValueError, match="holds a run of another config"):
+        evaluate_run(config.replace(data_seed=5), Path(config.out_dir))
+    from ppc.experiment import coverage, intra_weights
+
+    for helper in (coverage, intra_weights):
+        with pytest.raises(ValueError, match="is not a run folder"):
+            helper(tmp_path / "typo")
 
 
 def test_weights_are_a_file_or_a_torchvision_name(tmp_path, capsys):

@@ -212,3 +212,16 @@ def require_score(name: str, value) -> float:
         raise ValueError(f"{name} must be a number in [0, 1] (a background score for CAMs "
                          f"normalised to [0, 1]), got {value!r}")
     return float(value)
+
+
+def read_json(path) -> object:
+    """The JSON value in file ``path``, or a ``ValueError`` naming the file where it cannot
+    be read (half-written, not JSON): a run's summary, coverage or report."""
+    import json
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{path} cannot be read as JSON ({first_line(err)}); it is damaged: "
+                         "delete it, and the run's folder if need be, to compute it again") \
+            from None

@@ -23,7 +23,6 @@ the model's pseudo labels and keeps it in ``intra_weights.json``
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import sys
@@ -37,7 +36,7 @@ import pandas as pd
 from ._format import mean_std
 from .config import RunConfig
 from .evaluate import WEIGHT_REGIONS
-from ._checks import blocking_file
+from ._checks import blocking_file, read_json
 from .notebooks import ROOT, execute
 
 RESULTS = ROOT / "results" / "ablations"
@@ -175,7 +174,7 @@ def same_run(config, seed: int, results: Path = RESULTS, exclude: Path | None = 
             continue
         if not (folder / "notebook.ipynb").exists():
             continue
-        stored = RunConfig(**json.loads(summary.read_text()).get("config", {}))
+        stored = RunConfig(**read_json(summary).get("config", {}))
         if stored.identity() == identity:
             return folder
     return None
@@ -193,7 +192,7 @@ def run_row(family: str, row: Row, seed: int, *, results: Path = RESULTS,
     summary_path = out / "summary.json"
     if summary_path.exists() and (out / "notebook.ipynb").exists():
         add_coverage(out)  # runs stored before coverage.json existed
-        return json.loads(summary_path.read_text())
+        return read_json(summary_path)
     out.mkdir(parents=True, exist_ok=True)
     parameters = {"dataset": "synthetic", "voc_root": str(voc_root), "seed": seed,
                   "out_dir": str(out), "show_figures": False, **(base_parameters or {}),
@@ -212,7 +211,7 @@ def run_row(family: str, row: Row, seed: int, *, results: Path = RESULTS,
     execute("05_training", parameters, output=tmp, progress=False)
     tmp.replace(out / "notebook.ipynb")  # the run counts as finished only now
     add_coverage(out)
-    return json.loads(summary_path.read_text())
+    return read_json(summary_path)
 
 
 def add_coverage(out: Path) -> dict | None:
@@ -287,9 +286,9 @@ def collect(family: str, *, results: Path = RESULTS, rows: list[Row] | None = No
     records = []
     for order, row in enumerate(rows):
         for seed, folder in _finished_runs(family, row, results, seeds):
-            summary = json.loads((folder / "summary.json").read_text())
+            summary = read_json(folder / "summary.json")
             coverage_path = folder / "coverage.json"
-            coverage = json.loads(coverage_path.read_text()) if coverage_path.exists() else {}
+            coverage = read_json(coverage_path) if coverage_path.exists() else {}
             records.append({"order": order, "row": row.name, "seed": seed,
                             "miou": 100 * summary["best_miou"],
                             "threshold": summary["best_threshold"], "paper": row.paper,

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ._checks import read_json
 from .config import RunConfig
 from .evaluate import (
     cams_to_prediction,
@@ -127,7 +128,7 @@ def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dic
     rank = int(os.environ.get("RANK", "0"))
     digest = weights_digest(config)
     if summary_path.exists() and not force:
-        summary = json.loads(summary_path.read_text())
+        summary = read_json(summary_path)
         stored, wanted = RunConfig(**summary.get("config", {})).identity(), config.identity()
         if stored == wanted:
             trained_from = summary.get("weights_sha256")
@@ -169,7 +170,7 @@ def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dic
     if digest is not None:
         summary["weights_sha256"] = digest
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
-    return json.loads(summary_path.read_text())
+    return read_json(summary_path)
 
 
 def reference_batch(run_dir: str | Path, batch_size: int = 8, device="cpu", split="train"):
@@ -219,7 +220,7 @@ def seed_coverage(run_dir: str | Path, bg_threshold: float | None = None) -> dic
     if not summary_path.is_file():
         raise FileNotFoundError(f"{summary_path} not found: seed_coverage needs a finished "
                                 "run folder (ppc.experiment.run)")
-    summary = json.loads(summary_path.read_text())
+    summary = read_json(summary_path)
     config = RunConfig(**summary["config"])
     if bg_threshold is None:
         bg_threshold = summary["best_threshold"]
@@ -313,7 +314,7 @@ def coverage(run_dir: str | Path) -> dict | None:
     _require_run_folder(run_dir)
     path = Path(run_dir) / "coverage.json"
     if path.exists():
-        return json.loads(path.read_text())
+        return read_json(path)
     if not (Path(run_dir) / "seeds" / "cams").is_dir():
         return None
     result = seed_coverage(run_dir)
@@ -329,7 +330,7 @@ def intra_weights(run_dir: str | Path) -> dict | None:
     _require_run_folder(run_dir)
     path = Path(run_dir) / "intra_weights.json"
     if path.exists():
-        return json.loads(path.read_text())
+        return read_json(path)
     if not (Path(run_dir) / "model.pt").is_file():
         return None
     settings = {"split": "train", "seed": 0}

@@ -69,8 +69,19 @@ def apply(config: ViewConfig, maps: Tensor, size: tuple[int, int],
           mode: str = "bilinear") -> Tensor:
     """A(maps): warp ``maps`` ``[N, C, H, W]`` (images, features or CAMs of S) onto the
     target grid of ``size`` = (h, w). Pure rescaling is a plain bilinear resize."""
-    if maps.dim() != 4:
-        raise ValueError(f"maps must have shape [N, C, H, W], got {tuple(maps.shape)}")
+    if not isinstance(maps, torch.Tensor) or maps.dim() != 4:
+        raise ValueError(f"maps must be a tensor of shape [N, C, H, W], got "
+                         f"{tuple(getattr(maps, 'shape', ())) or type(maps).__name__}")
+    if not maps.is_floating_point():
+        raise ValueError(f"maps must be floating point (resampling interpolates), got "
+                         f"{maps.dtype}; convert with .float()")
+    if not (isinstance(size, (tuple, list)) and len(size) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size)):
+        raise ValueError(f"size must be the target grid (h, w) of two ints >= 1, got {size!r}")
+    if config.rotate % 180 != 0 and (maps.shape[2] != maps.shape[3] or size[0] != size[1]):
+        raise ValueError(f"a rotation by {config.rotate} degrees needs square maps and a "
+                         f"square target (it turns normalised coordinates, which would "
+                         f"stretch other shapes), got {tuple(maps.shape[2:])} -> {tuple(size)}")
     if config.is_identity_warp:
         if tuple(maps.shape[2:]) == tuple(size):
             return maps
@@ -97,6 +108,7 @@ def valid_mask(config: ViewConfig, n: int, size: tuple[int, int], device=None) -
 
 def make_target(config: ViewConfig, images: Tensor) -> Tensor:
     """T = A(S) for a batch of source images ``[N, 3, H, W]``."""
-    if images.dim() != 4:
-        raise ValueError(f"images must have shape [N, 3, H, W], got {tuple(images.shape)}")
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must have shape [N, 3, H, W] (channels first), got "
+                         f"{tuple(getattr(images, 'shape', ())) or type(images).__name__}")
     return apply(config, images, target_size(config, *images.shape[2:]))

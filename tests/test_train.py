@@ -359,6 +359,10 @@ def test_inference_and_run_helpers_refuse_bad_arguments(tmp_path):
     for helper in (coverage, intra_weights):
         with pytest.raises(ValueError, match="is not a run folder"):
             helper(tmp_path / "typo")
+    summary = Path(config.out_dir) / "summary.json"
+    summary.write_text(summary.read_text()[:40])  # half-written
+    with pytest.raises(ValueError, match=r"summary.json cannot be read as JSON .* damaged"):
+        run(config, progress=False)
 
 
 def test_weights_are_a_file_or_a_torchvision_name(tmp_path, capsys):

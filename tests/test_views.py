@@ -53,7 +53,7 @@ def test_rotation_mask_and_bad_config():
     assert mask.shape == (2, 16, 16) and mask[:, 8, 8].all() and not mask[:, 0, 0].any()
     with pytest.raises(ValueError, match="ViewConfig.scale"):
         ViewConfig(scale=0)
-    with pytest.raises(ValueError, match=r"maps must have shape \[N, C, H, W\]"):
+    with pytest.raises(ValueError, match=r"maps must be a tensor of shape \[N, C, H, W\]"):
         views.apply(ViewConfig(), torch.rand(3, 8, 8), (4, 4))
 
 
@@ -78,6 +78,18 @@ def test_view_bad_inputs_and_nearest_resizing():
         views.ViewConfig(rotate=float("nan"))
     with pytest.raises(ValueError, match=r"images must have shape \[N, 3, H, W\]"):
         views.make_target(views.ViewConfig(scale=0.5), torch.zeros(3, 16, 16))
+    with pytest.raises(ValueError, match=r"images must have shape \[N, 3, H, W\] \(channels"):
+        views.make_target(views.ViewConfig(scale=0.5), torch.zeros(2, 32, 32, 3))  # NHWC
+    maps = torch.zeros(1, 2, 8, 8)
+    for size in ((0, 0), 4, (4.5, 4), (4,)):
+        with pytest.raises(ValueError, match=r"size must be the target grid \(h, w\)"):
+            views.apply(views.ViewConfig(scale=0.5), maps, size)
+    with pytest.raises(ValueError, match="maps must be floating point"):
+        views.apply(views.ViewConfig(rotate=90), maps.long(), (8, 8))
+    with pytest.raises(ValueError, match="a rotation by 90 degrees needs square maps"):
+        views.apply(views.ViewConfig(rotate=90), torch.zeros(1, 2, 4, 8), (4, 8))
+    assert views.apply(views.ViewConfig(rotate=180), torch.zeros(1, 2, 4, 8), (4, 8)).shape \
+        == (1, 2, 4, 8)
     labels = torch.arange(16.0).reshape(1, 1, 4, 4)
     out = views.apply(views.ViewConfig(scale=0.5), labels, (2, 2), mode="nearest")
     assert set(out.flatten().tolist()) <= set(labels.flatten().tolist())

@@ -260,6 +260,11 @@ def semi_hard_prototypes(
         raise ValueError(f"logits must be [M, P] and targets [M], got {tuple(logits.shape)} "
                          f"and {tuple(targets.shape)}")
     num = logits.shape[1]
+    if not (logits.is_floating_point() and targets.dtype in (torch.int64, torch.int32)):
+        raise ValueError(f"logits must be floating point and targets integer class indices, "
+                         f"got {logits.dtype} and {targets.dtype}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (skip, keep)):
+        raise ValueError(f"skip and keep must be ints (see mining_band), got {skip!r}, {keep!r}")
     if not (0 <= skip and 1 <= keep and skip + keep <= num):
         raise ValueError(f"the band skip={skip}, keep={keep} must fit in the P={num} "
                          "prototypes (0 <= skip, 1 <= keep, skip + keep <= P); see mining_band")

@@ -419,6 +419,11 @@ def per_image_report(samples: Iterable, num_classes: int, bg_threshold: float,
             raise ValueError(f"ids names {len(ids)} images, but samples has more; pass one "
                              "id per sample")
         ident = ids[index]
+        keys = _to_labels("keys", keys)
+        if keys.numel() and int(keys.max()) + 1 >= k:
+            raise ValueError(f"sample {index}: keys {keys.tolist()} need label "
+                             f"{int(keys.max()) + 1} but num_classes is {k} (background "
+                             "included)")
         pred = cams_to_prediction(cams, keys, bg_threshold)
         conf = confusion_matrix(pred, gt, k, ignore_index)
         iou = _iou(conf)
@@ -642,6 +647,8 @@ def weight_by_region(samples: Iterable) -> dict:
     totals = torch.zeros(len(WEIGHT_REGIONS), dtype=torch.float64)
     for index, (weights, pseudo, mask, regions) in enumerate(samples):
         weights = _to_tensor("weights", weights).double()
+        if not bool(torch.isfinite(weights).all()):
+            raise ValueError(f"batch {index}: weights contain NaN or Inf values")
         pseudo, mask, regions = (_to_labels(name, value) for name, value in
                                  (("pseudo", pseudo), ("mask", mask), ("regions", regions)))
         if weights.dim() != 3 or weights.shape != pseudo.shape:

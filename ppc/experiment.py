@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._checks import read_json
+from ._checks import is_int, read_json
 from .config import RunConfig
 from .evaluate import (
     cams_to_prediction,
@@ -183,6 +183,12 @@ def reference_batch(run_dir: str | Path, batch_size: int = 8, device="cpu", spli
     from .data.transforms import eval_transform
 
     config = RunConfig.preset("synthetic", out_dir=str(run_dir))
+    available = getattr(config.synthetic, f"num_{split}", None)
+    if available is None:
+        raise ValueError(f"split must be 'train_aug', 'train' or 'val', got {split!r}")
+    if not is_int(batch_size) or not 1 <= batch_size <= available:
+        raise ValueError(f"batch_size must be an int in [1, {available}] (the images of split "
+                         f"{split!r}), got {batch_size!r}")
     run(config, progress=False)
     _, model = load_trained(run_dir, device)
     data = SyntheticSegmentation(config.synthetic, split, config.data_seed,

@@ -93,6 +93,10 @@ def test_semi_hard_prototypes_rank_ties_and_exclusions():
     logits = torch.tensor([[5.0, 4.0, 4.0, 3.0, -1e9, 2.0]])
     targets = torch.tensor([0])
     assert ppc.semi_hard_prototypes(logits, targets, 1, 3).tolist() == [[1, 2, 3]]
+    with pytest.raises(ValueError, match="skip and keep must be ints"):
+        ppc.semi_hard_prototypes(logits, targets, 2.5, 3)
+    with pytest.raises(ValueError, match="targets integer class indices"):
+        ppc.semi_hard_prototypes(logits, targets.float(), 1, 3)
     assert ppc.semi_hard_prototypes(logits, targets, 0, 6).tolist() == [[0, 1, 2, 3, 5, 4]]
     assert ppc.semi_hard_prototypes(logits, targets, 0, 6, True).tolist() == [[1, 2, 3, 5, 4, 0]]
 

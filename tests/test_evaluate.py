@@ -246,6 +246,9 @@ def test_cams_to_prediction_bad_inputs():
             cams_to_prediction(np.zeros((1, 3, 3)), [1], threshold)
     with pytest.raises(ValueError, match="conf must hold pixel counts"):
         iou_from_confusion([[5, -2], [1, 3]])
+    with pytest.raises(ValueError, match=r"sample 0: keys \[5\] need label 6 but num_classes "
+                                         r"is 4"):
+        per_image_report([(np.zeros((1, 2, 2)), [5], np.zeros((2, 2), int))], 4, 0.5, ["a"])
     with pytest.raises(ValueError, match=r"cams must be normalised to \[0, 1\].*\[5, 105\]"):
         cams_to_prediction(np.linspace(5, 105, 9).reshape(1, 3, 3), [1], 0.5)
     sweep = ThresholdSweep(3)
@@ -599,6 +602,8 @@ def test_weight_by_region_hand_example_edge_cases_and_errors():
         weight_by_region([(weights, pseudo, mask, regions[:, :1])])
     with pytest.raises(ValueError, match="non-negative"):
         weight_by_region([(-weights, pseudo, mask, regions)])
+    with pytest.raises(ValueError, match="batch 0: weights contain NaN or Inf"):
+        weight_by_region([(weights * float("nan"), pseudo, mask, regions)])
     with pytest.raises(ValueError, match="integer"):
         weight_by_region([(weights, pseudo.float(), mask, regions)])
 

@@ -354,7 +354,12 @@ def test_inference_and_run_helpers_refuse_bad_arguments(tmp_path):
         load_trained(config.out_dir, device="bogus")
     with pytest.raises(ValueError, match="holds a run of another config"):
         evaluate_run(config.replace(data_seed=5), Path(config.out_dir))
-    from ppc.experiment import coverage, intra_weights
+    from ppc.experiment import coverage, intra_weights, reference_batch
+
+    for size in (0, -2, 10**5, 2.0):
+        with pytest.raises(ValueError, match=r"batch_size must be an int in \[1, "):
+            reference_batch(tmp_path / "reference", size)
+    assert not (tmp_path / "reference").exists()  # refused before training
 
     for helper in (coverage, intra_weights):
         with pytest.raises(ValueError, match="is not a run folder"):

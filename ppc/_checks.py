@@ -152,6 +152,11 @@ def is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+def is_number(value) -> bool:
+    """A real number (Python or NumPy), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def check_seed(seed, owner: str, bits: int = 32) -> int:
     """``seed`` as an int, or a ``ValueError`` naming ``owner`` unless it is an int in
     ``[0, 2**bits)`` (NumPy refuses negative seeds; torch wraps them)."""
@@ -208,7 +213,7 @@ def check_output(output: str | Path, name: str = "output",
 def require_score(name: str, value) -> float:
     """``value`` as a float, or a ``ValueError`` unless it is a number in [0, 1] (a
     background score for CAMs normalised to [0, 1])."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+    if not is_number(value) or not 0 <= value <= 1:
         raise ValueError(f"{name} must be a number in [0, 1] (a background score for CAMs "
                          f"normalised to [0, 1]), got {value!r}")
     return float(value)

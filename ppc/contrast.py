@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from ._checks import (
+    is_int,
+    is_number,
     require_finite,
     require_floating,
     require_integer,
@@ -56,10 +57,9 @@ def _check(embeddings, labels, prototypes, valid, tau, ignore_index, validate) -
                 f"valid must be a bool tensor of shape [P] = [{prototypes.shape[0]}], "
                 f"got {valid.dtype} of shape {tuple(valid.shape)}"
             )
-    if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not 0 < tau < math.inf:
+    if not is_number(tau) or not 0 < tau < math.inf:
         raise ValueError(f"tau must be a finite number > 0 (the paper's 0.1), got {tau!r}")
-    if ignore_index is not None and (isinstance(ignore_index, bool)
-                                     or not isinstance(ignore_index, numbers.Integral)):
+    if ignore_index is not None and not is_int(ignore_index):
         raise ValueError(f"ignore_index must be an int label (e.g. 255) or None, got "
                          f"{ignore_index!r}")
     if validate:

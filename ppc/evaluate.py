@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from ._checks import require_score
+from ._checks import is_int, require_score
 
 IGNORE_INDEX = 255
 
@@ -67,7 +67,7 @@ def _to_labels(name: str, value) -> Tensor:
 
 
 def _check_num_classes(num_classes) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+    if not is_int(num_classes):
         raise ValueError(f"num_classes must be an int, got {num_classes!r}")
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1 (background included), got {num_classes}")

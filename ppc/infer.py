@@ -11,7 +11,6 @@ the pseudo mask at a background threshold in the VOC palette.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, default_collate
 from tqdm import tqdm
 
-from ._checks import require_floating, require_score, require_tensor
+from ._checks import is_number, require_floating, require_score, require_tensor
 from .cams import normalize_cams
 from .data.voc import write_label_png
 from .evaluate import cams_to_prediction, save_cam_npz
@@ -66,8 +65,7 @@ def multiscale_cams(model, images: Tensor, scales=(0.5, 1.0, 1.5, 2.0),
 def check_scales(scales) -> None:
     """A ``ValueError`` unless ``scales`` is one or more finite factors > 0."""
     if isinstance(scales, (str, bytes)) or not isinstance(scales, Iterable) or not scales \
-            or not all(isinstance(v, numbers.Real) and not isinstance(v, bool)
-                       and 0 < v < math.inf for v in scales):
+            or not all(is_number(v) and 0 < v < math.inf for v in scales):
         raise ValueError(f"scales must be one or more finite factors > 0 (the official "
                          f"(0.5, 1.0, 1.5, 2.0)), got {scales!r}")
 

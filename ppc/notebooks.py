@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import ast
 import math
-import numbers
 import os
 import sys
 import time
 from pathlib import Path
 
-from ._checks import check_output, first_line, is_int
+from ._checks import check_output, first_line, is_int, is_number
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -38,11 +37,6 @@ _COUNTS = {"batch_size": "images per batch", "num_images": "images shown",
            "steps": "training steps"}
 #: parameters that may be None or a string, whatever their default
 _OPTIONAL_TEXT = {"backbone", "weights"}
-
-
-def _is_number(value) -> bool:
-    """A real number (Python or NumPy), not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def check_parameters(name: str, parameters: dict) -> None:
@@ -69,7 +63,7 @@ def check_parameters(name: str, parameters: dict) -> None:
                              f"({type(value).__name__}); pass e.g. {key} = {example!r}")
 
         if key == "epochs":
-            if value is not None and not (_is_number(value) and math.isfinite(value)
+            if value is not None and not (is_number(value) and math.isfinite(value)
                                           and value > 0):
                 refuse("None (the preset's length) or a finite number > 0 (epochs of the "
                        "train split)", 2)
@@ -96,7 +90,7 @@ def check_parameters(name: str, parameters: dict) -> None:
             if not is_int(value):
                 refuse("an int", default)
         elif isinstance(default, float):
-            if not (_is_number(value) and math.isfinite(value)):
+            if not (is_number(value) and math.isfinite(value)):
                 refuse("a finite number", default)
         elif isinstance(default, str):
             if not isinstance(value, (str, os.PathLike)):

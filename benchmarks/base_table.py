@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from ppc._format import mean_std
-from ppc.cli import OneLineParser  # one-line errors, like python -m ppc
+from ppc.cli import OneLineParser, runs_folder  # one-line errors, like python -m ppc
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,17 +31,12 @@ VARIANTS = {
 }
 
 
-def _folder(text: str) -> Path:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path would put the runs in the current "
-                                         "folder; pass a folder, or leave --out out")
-    return Path(text)
-
-
 def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--out", type=_folder, default=ROOT / "runs" / "base_table",
+    parser.add_argument("--out", type=runs_folder("pass a folder, or leave --out out",
+                                                  resolve=False),
+                        default=ROOT / "runs" / "base_table",
                         help="where the runs go (default: runs/base_table in the repository)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
                         metavar="VARIANT", help=f"of {', '.join(map(repr, VARIANTS))}")

@@ -42,7 +42,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ppc.cli import OneLineParser  # one-line errors, like python -m ppc
+from ppc.cli import OneLineParser, runs_folder  # one-line errors, like python -m ppc
 from ppc.design import judge
 from ppc.experiment import coverage
 
@@ -121,14 +121,6 @@ def _run(cmd: list[str], what: str) -> None:
                         code if code > 0 else 128 - code)  # killed by a signal: 128 + signal
 
 
-def _folder(text: str) -> Path:
-    """``--out`` as an absolute path (the runs start in the repository root)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path would put the runs in the current "
-                                         "folder; pass a folder, or leave --out out")
-    return Path(text).resolve()
-
-
 def run_one(out: Path, seed: int, base: str, options: list[str]) -> dict:
     cmd = [sys.executable, "-m", "ppc", "run", "--quiet", "--base", base, "--use_ppc", "false",
            "--eval_split", "val", "--seed", str(seed), "--out_dir", str(out), *options]
@@ -148,7 +140,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--full", action="store_true",
                         help="also train the fully supervised upper bound (criterion C4)")
-    parser.add_argument("--out", type=_folder, default=ROOT / "runs" / "design",
+    # absolute: the runs start in the repository root
+    parser.add_argument("--out", type=runs_folder("pass a folder, or leave --out out"),
+                        default=ROOT / "runs" / "design",
                         help="where the runs and report.json go (default: runs/design in the "
                              "repository)")
     parser.add_argument("extra", nargs=argparse.REMAINDER,

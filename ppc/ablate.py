@@ -35,8 +35,8 @@ import pandas as pd
 
 from ._format import mean_std
 from .config import RunConfig
-from .evaluate import WEIGHT_REGIONS
 from ._checks import blocking_file, read_json
+from .evaluate import WEIGHT_REGIONS
 from .notebooks import ROOT, execute
 
 RESULTS = ROOT / "results" / "ablations"
@@ -475,25 +475,17 @@ def plot(frame: pd.DataFrame, title: str = ""):
     return fig
 
 
-def _results_folder(text: str) -> Path:
-    """``--results`` as an absolute path; an empty one is refused (it would mean the
-    current folder)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError(
-            "an empty path would put the runs in the current folder; pass a folder, e.g. "
-            "--results runs/ablations, or leave the option out for results/ablations")
-    return Path(text).resolve()
-
-
 def main(argv=None) -> int:
-    from .cli import OneLineParser  # one-line errors, like python -m ppc
+    from .cli import OneLineParser, runs_folder  # one-line errors, like python -m ppc
 
     parser = OneLineParser(prog="python -m ppc.ablate", description=__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("families", nargs="*", help=f"families: {', '.join(FAMILIES)}")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per row")
     parser.add_argument("--list", action="store_true", help="list families and rows")
-    parser.add_argument("--results", type=_results_folder, default=RESULTS,
+    parser.add_argument("--results", default=RESULTS, type=runs_folder(
+                            "pass a folder, e.g. --results runs/ablations, or leave the "
+                            "option out for results/ablations"),
                         help="where the runs go (default: results/ablations, which the book "
                              "reads); another folder keeps a rerun apart until it is complete")
     args = parser.parse_args(argv)

@@ -115,6 +115,19 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def runs_folder(hint: str, resolve: bool = True):
+    """An argparse type for a folder where runs go: an empty path is refused (it would
+    mean the current folder; ``hint`` says what to pass instead); the path is made
+    absolute where ``resolve``."""
+    def parse(text: str) -> Path:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(
+                f"an empty path would put the runs in the current folder; {hint}")
+        return Path(text).resolve() if resolve else Path(text)
+
+    return parse
+
+
 def _split_name(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("expected a split name such as train or val, got ''")

@@ -179,7 +179,7 @@ def _check_config(config, owner: str) -> SyntheticConfig:
 def _output_root(root, owner: str) -> Path:
     """``root`` as a Path, or a ``ValueError`` unless it is a path that is missing or a
     folder."""
-    if isinstance(root, bytes) or not isinstance(root, (str, os.PathLike)) or str(root) == "":
+    if not isinstance(root, (str, os.PathLike)) or str(root) == "":
         raise ValueError(f"{owner}: root must be the path of the folder to write the benchmark "
                          f"into (str or Path), got {root!r}; pass e.g. 'data/synthetic'")
     path = Path(root)

@@ -194,7 +194,7 @@ class VOCSegmentation(Dataset):
 
     def __init__(self, root: str | Path, split: str = "train", transform=None,
                  class_names=None) -> None:
-        if isinstance(root, bytes) or not isinstance(root, (str, os.PathLike)) or str(root) == "":
+        if not isinstance(root, (str, os.PathLike)) or str(root) == "":
             # Path(None) is a TypeError and Path("") the working directory
             raise ValueError(f"VOCSegmentation root must be the path of the dataset folder (str "
                              f"or Path), got {root!r}; pass e.g. data_root='.../VOC2012': "

@@ -22,6 +22,10 @@ def to_rgb(image) -> np.ndarray:
     """``[3, H, W]`` uint8 or ImageNet-normalised float tensor -> ``[H, W, 3]`` float in
     [0, 1]."""
     x = torch.as_tensor(image).detach().cpu()
+    if x.dim() != 3 or x.shape[0] != 3:
+        hint = (" (channels last: pass image.permute(2, 0, 1))"
+                if x.dim() == 3 and x.shape[-1] == 3 else "")
+        raise ValueError(f"to_rgb: image must be [3, H, W], got shape {tuple(x.shape)}{hint}")
     if x.dtype == torch.uint8:
         x = x.float() / 255
     else:
@@ -34,6 +38,8 @@ def to_rgb(image) -> np.ndarray:
 def mask_to_rgb(mask) -> np.ndarray:
     """Label map ``[H, W]`` (0 background, c+1 class c, 255 ignore) -> VOC colours."""
     m = np.asarray(torch.as_tensor(mask).cpu(), dtype=np.int64)
+    if m.ndim != 2:
+        raise ValueError(f"mask_to_rgb: mask must be a label map [H, W], got shape {m.shape}")
     return voc_palette()[np.clip(m, 0, 255)] / 255.0
 
 
@@ -48,6 +54,12 @@ def show_samples(samples: Sequence[dict], class_names: Sequence[str], cams=None,
                  pseudo=None, size: float = 1.6):
     """One column per sample: image, ground truth, and optionally the CAM of each image's
     first present class (``cams``: list of ``[C, H, W]``) and pseudo masks."""
+    if len(samples) == 0:
+        raise ValueError("show_samples: no samples to show; pass at least one dataset item")
+    for name, per_sample in (("cams", cams), ("pseudo", pseudo)):
+        if per_sample is not None and len(per_sample) != len(samples):
+            raise ValueError(f"show_samples: {len(samples)} samples but {len(per_sample)} "
+                             f"{name}; pass one per sample, in the same order")
     rows = 2 + (cams is not None) + (pseudo is not None)
     fig, axes = _axes_grid(rows, len(samples), size)
     for j, sample in enumerate(samples):
@@ -81,6 +93,13 @@ def show_maps(maps, titles: Sequence[str], cmap: str = "viridis", vmin=None, vma
     if len(titles) != len(maps):
         raise ValueError(f"show_maps: {len(maps)} maps but {len(titles)} titles; pass one "
                          "title per map")
+    if not maps:
+        raise ValueError("show_maps: no maps to show; pass at least one [H, W] map")
+    shapes = [m.shape for m in maps if m.ndim != 2]
+    if shapes:
+        raise ValueError(f"show_maps: every map must be 2-D [H, W], got shape {shapes[0]}")
+    if cols is not None and (not isinstance(cols, int) or cols < 1):
+        raise ValueError(f"show_maps: cols must be an int >= 1 (or None: one row), got {cols!r}")
     cols = cols or len(maps)
     rows = (len(maps) + cols - 1) // cols
     fig, axes = _axes_grid(rows, cols, size)
@@ -96,6 +115,10 @@ def show_maps(maps, titles: Sequence[str], cmap: str = "viridis", vmin=None, vma
 def plot_curves(frame: pd.DataFrame, x: str, y: str, hue: str | None = None, title: str = "",
                 ax=None, **kwargs):
     """A seaborn line plot of ``frame``; returns the figure."""
+    missing = [c for c in (x, y, hue) if c is not None and c not in frame.columns]
+    if missing:
+        raise ValueError(f"plot_curves: no column {missing[0]!r} in the frame; its columns "
+                         f"are {list(frame.columns)}")
     if ax is None:
         fig, ax = plt.subplots(figsize=(5, 3))
     else:

@@ -82,8 +82,9 @@ def flatten_labels(
 
 
 def _full_precision(device: torch.device):
-    """Autocast off (where the device has it) for a block that must stay float32."""
-    if torch.amp.is_autocast_available(device.type):
+    """Autocast off (where the device has it) for a block that must stay float32. CPU and
+    CUDA are named first: torch.compile (2.11) cannot trace ``is_autocast_available``."""
+    if device.type in ("cpu", "cuda") or torch.amp.is_autocast_available(device.type):
         return torch.autocast(device.type, enabled=False)
     return contextlib.nullcontext()
 

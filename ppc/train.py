@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -300,6 +301,26 @@ def cudnn_autotuner(on: bool):
 _NO_RESUME = "resume=False (--resume false)"
 
 
+def distributed_model(model: nn.Module, device: torch.device, *,
+                      find_unused_parameters: bool) -> nn.parallel.DistributedDataParallel:
+    """``model`` in DDP for a training step that runs two forwards (views S and T) before
+    its backward.
+
+    No buffer sync at each forward (``forward_sync_buffers=False``, before torch 2.14
+    ``broadcast_buffers=False``): DDP's buffer broadcast at the second forward would rewrite
+    BatchNorm's running statistics in place while the first forward's backward still needs
+    them (torch 2.11 then refuses the backward). Nothing computed changes: BatchNorm trains
+    on batch statistics, a frozen BatchNorm never updates its buffers, and rank 0, whose
+    model is saved, keeps its own running statistics either way.
+    """
+    ddp = nn.parallel.DistributedDataParallel
+    no_sync = ({"forward_sync_buffers": False}
+               if "forward_sync_buffers" in inspect.signature(ddp).parameters
+               else {"broadcast_buffers": False})
+    return ddp(model, device_ids=[device.index] if device.type == "cuda" else None,
+               find_unused_parameters=find_unused_parameters, **no_sync)
+
+
 def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = True) -> Path:
     """Train (or resume) the run of ``config``; returns ``config.out_dir``.
 
@@ -351,9 +372,7 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
     if world > 1:
         # the projection head gets no gradient without PPC (or before ppc_start_step)
         unused = not config.use_ppc or config.ppc_start_step > 0 or config.base == "full"
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=unused)
+        net = distributed_model(model, device, find_unused_parameters=unused)
     ppc = PixelToPrototypeContrast(config.ppc.replace(validate=device.type != "cuda"))
     generator = torch.Generator(device=device).manual_seed(config.seed * 7919 + rank)
     ctx = StepContext(config, ppc, generator, config.bf16_autocast(device),

@@ -589,3 +589,27 @@ def test_a_diverging_run_stops_with_the_step_and_the_fix(tmp_path, use_ppc):
     config = tiny(tmp_path, steps=6, lr=1e30, optimizer="sgd", use_ppc=use_ppc)
     with pytest.raises(ValueError, match=r"training diverged at step \d+: .*lower lr \(1e\+30\)"):
         train(config, progress=False)
+
+
+def test_distributed_model_leaves_batchnorm_buffers_alone_between_the_two_views(tmp_path):
+    # A step runs two forwards (S, T) before one backward. With DDP's default buffer
+    # broadcast, the second forward rewrites BatchNorm's running statistics in place, and
+    # torch 2.11's backward then fails ("modified by an inplace operation"; seen with
+    # torchrun on 2 CPU processes; torch 2.14 happens not to trip on it).
+    import torch.distributed as dist
+    from torch import nn
+
+    from ppc.train import distributed_model
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
+                            world_size=1)
+    try:
+        model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+        net = distributed_model(model, torch.device("cpu"), find_unused_parameters=False)
+        assert net.broadcast_buffers is False
+        g = torch.Generator().manual_seed(0)
+        out_s, out_t = (net(torch.randn(2, 3, 6, 6, generator=g)) for _ in range(2))
+        (out_s.square().mean() + out_t.mean()).backward()
+        assert model[0].weight.grad is not None and model[1].num_batches_tracked == 2
+    finally:
+        dist.destroy_process_group()

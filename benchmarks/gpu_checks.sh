@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check that needs a CUDA GPU, in one prepared run, sized to take about 5 minutes on
-# one H100 (an estimate: it has not run on a GPU yet; each step has its own time limit).
+# one H100 or H200 (an estimate: it has not run on a GPU yet; each step has its own time
+# limit).
 #
 #   bash benchmarks/gpu_checks.sh            # logs to $OUT (if set) or runs/gpu_checks
 #   PYTHON=.venv/bin/python bash benchmarks/gpu_checks.sh
@@ -22,6 +23,8 @@
 # the script exits 1 if any step failed or ran out of time. The run's mIoU comes from bf16
 # autocast and the GPU's random streams: close to the CPU runs of results/, not equal.
 # It needs a Python with torch (CUDA), torchvision, numpy, pandas, pillow, tqdm, pytest.
+# The GPU machines' own python3 has them (torch 2.11.0, torchvision 0.26.0: the test suite
+# passes with that pair on the CPU).
 set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

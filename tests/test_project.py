@@ -84,3 +84,13 @@ def test_torch_pair_is_the_tested_one():
     pins = _constraints()
     assert torch.__version__.split("+")[0] == pins["torch"]
     assert torchvision.__version__.split("+")[0] == pins["torchvision"]
+
+
+def test_the_pinned_versions_satisfy_pyproject():
+    from packaging.requirements import Requirement
+
+    pins = _constraints()
+    for req in map(Requirement, _pyproject_requirements()):
+        name = _name(str(req))
+        assert req.specifier.contains(pins[name], prereleases=True), \
+            f"constraints.txt pins {name}=={pins[name]}, outside pyproject's {req}"

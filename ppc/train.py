@@ -306,12 +306,13 @@ def distributed_model(model: nn.Module, device: torch.device, *,
     """``model`` in DDP for a training step that runs two forwards (views S and T) before
     its backward.
 
-    No buffer sync at each forward (``forward_sync_buffers=False``, before torch 2.14
-    ``broadcast_buffers=False``): DDP's buffer broadcast at the second forward would rewrite
-    BatchNorm's running statistics in place while the first forward's backward still needs
-    them (torch 2.11 then refuses the backward). Nothing computed changes: BatchNorm trains
-    on batch statistics, a frozen BatchNorm never updates its buffers, and rank 0, whose
-    model is saved, keeps its own running statistics either way.
+    No buffer sync at each forward (``forward_sync_buffers=False``, or
+    ``broadcast_buffers=False`` where DDP lacks that argument, as in torch 2.11): DDP's
+    buffer broadcast at the second forward would rewrite BatchNorm's running statistics in
+    place while the first forward's backward still needs them (torch 2.11 then refuses the
+    backward). Nothing computed changes: BatchNorm trains on batch statistics, a frozen
+    BatchNorm never updates its buffers, and rank 0, whose model is saved, keeps its own
+    running statistics either way.
     """
     ddp = nn.parallel.DistributedDataParallel
     no_sync = ({"forward_sync_buffers": False}

@@ -175,9 +175,12 @@ history[0], history[-1]
 # %% [markdown]
 # ## Where to go from here
 #
-# * **Several GPUs**: wrap the model in DDP as usual and build the loss with
+# * **Several GPUs**: wrap the model in DDP and build the loss with
 #   `PixelToPrototypeContrast(config, process_group=group)` (default: the world). The
 #   prototypes are then those of the global batch, as on one device with the whole batch.
+#   The two views make two forwards before one backward: turn off DDP's buffer sync at each
+#   forward (`ppc.train.distributed_model` does), or with BatchNorm torch 2.11 refuses the
+#   backward.
 # * **Mixed precision**: call the loss inside `torch.autocast`; it computes the logits and
 #   ranks in float32 itself.
 # * **`torch.compile`**: with `validate=False` the loss traces into one graph (it makes its

@@ -94,3 +94,28 @@ def test_the_pinned_versions_satisfy_pyproject():
         name = _name(str(req))
         assert req.specifier.contains(pins[name], prereleases=True), \
             f"constraints.txt pins {name}=={pins[name]}, outside pyproject's {req}"
+
+
+def test_every_pinned_package_installs_on_the_oldest_python_allowed():
+    # a pin whose wheels need a newer Python than requires-python's floor breaks `make env`
+    # there (numpy 2.4 and pandas 3 need 3.11: the floor was once a wrong 3.10)
+    from importlib import metadata
+
+    from packaging.specifiers import SpecifierSet
+
+    allowed = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    floors = [s.version for s in SpecifierSet(allowed) if s.operator == ">="]
+    assert floors, f"requires-python {allowed!r} names no lower bound"
+    checked, too_new = 0, []
+    for name, version in _constraints().items():
+        try:
+            dist = metadata.metadata(name)
+        except metadata.PackageNotFoundError:
+            continue
+        if dist["Version"] != version or not dist.get("Requires-Python"):
+            continue
+        checked += 1
+        if not SpecifierSet(dist["Requires-Python"]).contains(floors[0]):
+            too_new.append(f"{name}=={version} (Python {dist['Requires-Python']})")
+    assert not too_new, f"pyproject allows Python {allowed}, but {', '.join(too_new)}"
+    assert checked > 20

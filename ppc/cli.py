@@ -246,9 +246,9 @@ def _cmd_evaluate(args) -> None:
           f"{curve.best_threshold:.2f} ({split}, {curve.num_images} images)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m ppc") -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="python -m ppc",
+        prog=prog,
         description="Weakly supervised semantic segmentation with pixel-to-prototype "
                     "contrast: train a base network with PPC, infer CAM seeds, score them.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -291,8 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
+def main(argv=None, prog: str = "python -m ppc") -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
         args.func(args)
@@ -300,3 +300,8 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def console() -> None:
+    """The ``ppc`` console script: ``ppc train|run|infer|evaluate``, as ``python -m ppc``."""
+    sys.exit(main(prog="ppc"))

@@ -255,6 +255,29 @@ def test_command_line_run_and_help(tmp_path):
     assert "best_miou" in result.stdout
 
 
+def test_ppc_console_script_is_the_command_line(capsys):
+    import importlib
+    import shutil
+    import tomllib
+
+    target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["ppc"]
+    module, name = target.split(":")
+    console = getattr(importlib.import_module(module), name)
+    with pytest.raises(SystemExit) as stop:
+        sys.argv, argv = ["ppc", "evaluate", "--help"], sys.argv
+        try:
+            console()
+        finally:
+            sys.argv = argv
+    assert stop.value.code == 0 and capsys.readouterr().out.startswith("usage: ppc evaluate")
+    script = shutil.which("ppc", path=str(Path(sys.executable).parent))
+    if script is None:
+        pytest.skip("ppc is not installed in this environment (pip install -e .)")
+    result = subprocess.run([script, "run", "--steps", "x"], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr == (
+        "ppc run: error: argument --steps: invalid int value: 'x' (see ppc run --help)\n")
+
+
 def test_torchrun_two_processes(tmp_path):
     # both processes train; rank 0 alone infers and evaluates, once model.pt is written
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")

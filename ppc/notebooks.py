@@ -191,7 +191,7 @@ def main(argv=None) -> int:
     from .cli import OneLineParser  # one-line errors, like python -m ppc
 
     parser = OneLineParser(prog="python -m ppc.notebooks", description=__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="notebooks to run (default: all, in order)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"), help="a papermill parameter (Python literal)")

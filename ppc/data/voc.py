@@ -243,8 +243,7 @@ class VOCSegmentation(Dataset):
     def _read_list(self, path: Path) -> list[str]:
         """The ids of a split list (first word of each non-empty line); a list that names an
         id twice is refused: its image would be used twice per epoch."""
-        ids: list[str] = []
-        first_line: dict[str, int] = {}
+        first_line: dict[str, int] = {}  # id -> its line, in the list's order
         for number, line in enumerate(self._read_text(path).splitlines(), 1):
             if not line.strip():
                 continue
@@ -254,11 +253,10 @@ class VOCSegmentation(Dataset):
                     f"split list {path} lists id {ident!r} twice (lines {first_line[ident]} and "
                     f"{number}); remove the duplicate lines so that each id appears once")
             first_line[ident] = number
-            ids.append(ident)
-        if not ids:
+        if not first_line:
             raise DatasetLayoutError(f"split list {path} lists no id: list one image id per "
                                      "line, or pick another split")
-        return ids
+        return list(first_line)
 
     def _read_ids(self, split: str) -> list[str]:
         lists = self.root / "ImageSets" / "Segmentation"

@@ -255,7 +255,7 @@ def test_command_line_run_and_help(tmp_path):
     assert "best_miou" in result.stdout
 
 
-def test_ppc_console_script_is_the_command_line(capsys):
+def test_ppc_console_script_is_the_command_line(capsys, monkeypatch):
     import importlib
     import shutil
     import tomllib
@@ -263,12 +263,9 @@ def test_ppc_console_script_is_the_command_line(capsys):
     target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["ppc"]
     module, name = target.split(":")
     console = getattr(importlib.import_module(module), name)
+    monkeypatch.setattr(sys, "argv", ["ppc", "evaluate", "--help"])
     with pytest.raises(SystemExit) as stop:
-        sys.argv, argv = ["ppc", "evaluate", "--help"], sys.argv
-        try:
-            console()
-        finally:
-            sys.argv = argv
+        console()
     assert stop.value.code == 0 and capsys.readouterr().out.startswith("usage: ppc evaluate")
     script = shutil.which("ppc", path=str(Path(sys.executable).parent))
     if script is None:

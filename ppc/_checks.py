@@ -9,10 +9,12 @@ and the training loop may switch it off once its inputs are known to be sane.
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import os
 import types
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,12 @@ def require_tensor(name: str, value, shape_doc: str, ndim: int | None = None) ->
             f"{name} must have shape {shape_doc} ({ndim} dimensions), "
             f"got shape {tuple(value.shape)}"
         )
+
+
+def require_bool(name: str, value) -> None:
+    """Raise ``ValueError`` unless ``value`` is a bool (a truthy string such as "no" is not)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
 
 
 def require_floating(name: str, value: Tensor, shape_doc: str) -> None:
@@ -145,6 +153,37 @@ def check_field_types(obj, owner: str) -> None:
             continue
         raise ValueError(f"{owner}.{f.name} must be {_describe(hints[f.name])}, got "
                          f"{value!r} ({type(value).__name__})")
+
+
+def replace_fields(obj, changes: dict):
+    """``dataclasses.replace(obj, **changes)``, with a ``ValueError`` naming the unknown
+    fields (rather than ``__init__``'s ``TypeError``); the copy's ``__post_init__`` checks
+    the new values."""
+    names = {f.name for f in dataclasses.fields(obj) if f.init}
+    unknown = sorted(set(changes) - names)
+    if unknown:
+        kind = type(obj)
+        raise ValueError(f"unknown {kind.__name__} field(s) {unknown}; see "
+                         f"{kind.__module__}.{kind.__qualname__} for the fields")
+    return dataclasses.replace(obj, **changes)
+
+
+def check_scales(scales) -> None:
+    """A ``ValueError`` unless ``scales`` is one or more finite factors > 0."""
+    if isinstance(scales, (str, bytes)) or not isinstance(scales, Iterable) or not scales \
+            or not all(is_number(v) and 0 < v < math.inf for v in scales):
+        raise ValueError(f"scales must be one or more finite factors > 0 (the official "
+                         f"(0.5, 1.0, 1.5, 2.0)), got {scales!r}")
+
+
+def as_device(device) -> torch.device:
+    """``device`` (a ``torch.device`` or its name) as a ``torch.device``, or a one-line
+    ``ValueError``."""
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be a torch.device or a name such as 'cpu', 'cuda' or "
+                         f"'cuda:0', got {device!r} ({first_line(exc)})") from None
 
 
 def is_int(value) -> bool:

@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 
 from ._checks import (
+    is_number,
+    require_bool,
     require_finite,
     require_floating,
     require_match,
@@ -28,6 +30,12 @@ CAMS_DOC = "[N, C, H, W]"
 LABELS_DOC = "[N, C]"
 
 NORMALISED_HINT = "pass CAMs normalised by ppc.normalize_cams"
+
+
+def _require_classes(cams: Tensor) -> None:
+    if cams.shape[1] == 0:
+        raise ValueError(f"cams must hold at least one foreground class (C >= 1) to rank the "
+                         f"background against, got shape {tuple(cams.shape)} ({CAMS_DOC})")
 
 
 def check_cams_and_labels(
@@ -70,9 +78,14 @@ def normalize_cams(cams: Tensor, eps: float = 1e-5, *, relu: bool = True,
     if cams.shape[2] == 0 or cams.shape[3] == 0:
         raise ValueError(f"cams must have at least one pixel per map, got shape "
                          f"{tuple(cams.shape)} ({CAMS_DOC})")
-    if not 0 < eps < math.inf:
+    if not is_number(eps) or not 0 < eps < math.inf:
         raise ValueError(f"eps must be a finite number > 0 (a constant map divides by it), "
-                         f"got {eps!r}")
+                         f"got {eps!r} ({type(eps).__name__})")
+    require_bool("relu", relu)
+    require_bool("validate", validate)
+    if pixel_mask is not None and not isinstance(pixel_mask, torch.Tensor):
+        raise ValueError(f"pixel_mask must be a bool tensor of shape [N, H, W] = "
+                         f"{(cams.shape[0], *cams.shape[2:])}, got {type(pixel_mask).__name__}")
     if validate:
         require_finite("cams", cams)
     x = cams.relu() if relu else cams
@@ -101,7 +114,9 @@ def background_confidence(cams: Tensor, image_labels: Tensor, *, validate: bool 
     The official code ranks a constant channel here, which makes the background's top-K an
     arbitrary tie-break; this score ranks the pixels least covered by any present class first.
     """
+    require_bool("validate", validate)
     check_cams_and_labels(cams, image_labels, validate, normalised=True)
+    _require_classes(cams)
     present = image_labels.to(dtype=cams.dtype)[:, :, None, None]
     return 1.0 - (cams * present).amax(dim=1)
 
@@ -116,6 +131,7 @@ def pseudo_labels(
     is ``c + 1``. Classes absent from an image's labels are never chosen. Ties go to the
     lower index, i.e. to background first (``torch.argmax`` returns the first maximum).
     """
+    require_bool("validate", validate)
     check_cams_and_labels(cams, image_labels, validate, normalised=True)
     require_score("bg_threshold", bg_threshold)
     n, _, h, w = cams.shape

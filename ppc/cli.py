@@ -14,6 +14,7 @@ import sys
 import typing
 from pathlib import Path
 
+from ._checks import first_line
 from .config import RunConfig
 from .data.synthetic import SyntheticConfig
 from .loss import PPCConfig
@@ -134,6 +135,13 @@ def _split_name(text: str) -> str:
     return text
 
 
+def _config_file(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected the path of a run's config.json, got an "
+                                         "empty string (an unset variable?)")
+    return text
+
+
 def _parse_optional(kind):
     def parse(text):
         return None if text.lower() in ("none", "null", "") else kind(text)
@@ -186,7 +194,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     flat = {k.replace(".", "__"): v for k, v in values.items()}
     if flat.get("num_workers") == -1:
         flat["num_workers"] = None
-    start = RunConfig.load(args.config) if getattr(args, "config", None) else RunConfig.preset(
+    start = RunConfig.load(args.config) if getattr(args, "config", None) is not None \
+        else RunConfig.preset(
         args.preset, **({"data_root": flat["data_root"]} if flat.get("data_root") else {}))
     return RunConfig.from_flat(start, **flat)
 
@@ -210,9 +219,9 @@ def _cmd_run(args) -> None:
 
 def _cmd_infer(args) -> None:
     from .experiment import write_seeds
-    from .train import load_trained, resolve_device
+    from .train import load_run_config, load_trained, resolve_device
 
-    device = resolve_device(RunConfig.load(Path(args.run_dir) / "config.json"))
+    device = resolve_device(load_run_config(args.run_dir))
     config, model = load_trained(args.run_dir, device)
     split = args.split or config.eval_split
     out = write_seeds(config, model, split, Path(args.run_dir) / f"seeds-{split}", device,
@@ -231,16 +240,17 @@ def default_cams(run_dir: Path, split: str, eval_split: str) -> Path:
 
 def _cmd_evaluate(args) -> None:
     from .evaluate import evaluate_cam_dir
-    from .train import build_dataset
+    from .train import build_dataset, load_run_config
 
-    config = RunConfig.load(Path(args.run_dir) / "config.json")
+    config = load_run_config(args.run_dir)
     split = args.split or config.eval_split
+    dataset = build_dataset(config, split, train=False)  # an unknown split fails here
     cams = Path(args.cams) if args.cams else default_cams(Path(args.run_dir), split,
                                                           config.eval_split)
     if not args.cams and not cams.is_dir():
         raise ValueError(f"{cams} does not exist: infer the seeds of split {split!r} first "
                          f"(python -m ppc infer {args.run_dir} --split {split}), or pass --cams")
-    curve = evaluate_cam_dir(cams, build_dataset(config, split, train=False))
+    curve = evaluate_cam_dir(cams, dataset)
     print(curve.to_frame().to_string(index=False))
     print(f"best: mIoU {100 * curve.best_miou:.2f} at background threshold "
           f"{curve.best_threshold:.2f} ({split}, {curve.num_images} images)")
@@ -264,7 +274,7 @@ def build_parser(prog: str = "python -m ppc") -> argparse.ArgumentParser:
                            choices=("synthetic", "voc-resnet38"),
                            help="starting configuration: the synthetic CPU recipe, or the "
                                 "official VOC recipe (ResNet-38 + SEAM)")
-        start.add_argument("--config",
+        start.add_argument("--config", type=_config_file,
                            help="start from a saved config.json instead of a preset")
         sub.add_argument("--quiet", action="store_true", help="no progress bars")
         if name == "run":
@@ -299,6 +309,14 @@ def main(argv=None, prog: str = "python -m ppc") -> int:
     except (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as err:  # NumPy's, torch's CPU and CUDA allocators
+        text = f"{type(err).__name__}: {first_line(err)}"
+        if not isinstance(err, MemoryError) and not re.search(
+                r"out of memory|can't allocate memory", text, re.IGNORECASE):
+            raise
+        print(f"error: out of memory ({text}); lower batch_size, the image or view size "
+              "or the inference scales (or use a device with more memory)", file=sys.stderr)
+        return 1
     return 0
 
 

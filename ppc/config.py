@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._checks import check_field_types
+from ._checks import check_field_types, replace_fields
 from .data.synthetic import SyntheticConfig
 from .loss import PPCConfig
 from .models.backbones import SMALL_DILATIONS
@@ -17,6 +17,10 @@ from .models.net import BACKBONES, BASES
 from .views import ViewConfig
 
 DATASETS = ("synthetic", "voc")
+SYNTHETIC_SPLITS = ("train_aug", "train", "val")
+#: largest inference scale a run accepts (the official scales go up to 2; a typo such as 20
+#: or inf would otherwise only fail after the training, allocating the upscaled images)
+MAX_SCALE = 8.0
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("poly", "onecycle")
 
@@ -148,7 +152,10 @@ class RunConfig:
         if self.dataset == "synthetic":
             for role in ("train_split", "eval_split"):
                 split = getattr(self, role)
-                if getattr(self.synthetic, f"num_{split}", None) == 0:
+                if split not in SYNTHETIC_SPLITS:
+                    raise ValueError(f"{role} {split!r} is not a split of the synthetic "
+                                     f"benchmark; expected one of {SYNTHETIC_SPLITS}")
+                if getattr(self.synthetic, f"num_{split}") == 0:
                     raise ValueError(f"{role} {split!r} of the synthetic benchmark has no image "
                                      f"(synthetic.num_{split} = 0); raise it, or pick another "
                                      "split")
@@ -159,8 +166,9 @@ class RunConfig:
         if not 0 <= self.png_threshold <= 1:
             raise ValueError(f"png_threshold must be in [0, 1] (a background score for "
                              f"CAMs normalised to [0, 1]), got {self.png_threshold}")
-        if not self.scales or any(not s > 0 for s in self.scales):
-            raise ValueError(f"scales must be one or more factors > 0, got {self.scales}")
+        if not self.scales or any(not 0 < s <= MAX_SCALE for s in self.scales):
+            raise ValueError(f"scales must be one or more factors in (0, {MAX_SCALE}] (the "
+                             f"official (0.5, 1.0, 1.5, 2.0)), got {tuple(self.scales)}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1 (or None: torch's default), got "
                              f"{self.threads}")
@@ -225,7 +233,9 @@ class RunConfig:
         return values
 
     def replace(self, **changes) -> RunConfig:
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` (checked as a new config: unknown names and bad values
+        raise ``ValueError``)."""
+        return replace_fields(self, changes)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")

@@ -18,6 +18,7 @@ from torch.autograd.function import once_differentiable
 from ._checks import (
     is_int,
     is_number,
+    require_bool,
     require_finite,
     require_floating,
     require_integer,
@@ -36,6 +37,47 @@ PROTOS_DOC = "[P, D]"
 _EXCLUDED_LOGIT = -1e9
 
 
+def _require_generator(generator) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator (or None), got "
+                         f"{type(generator).__name__}; pass e.g. torch.Generator().manual_seed(0)")
+
+
+def _check_mining_fractions(skip_fraction, keep_fraction, prefix: str = "") -> None:
+    """The rules of :func:`mining_band`; ``prefix`` names the caller's arguments."""
+    skip_name, keep_name = f"{prefix}skip_fraction", f"{prefix}keep_fraction"
+    for name, value in ((skip_name, skip_fraction), (keep_name, keep_fraction)):
+        if not is_number(value):
+            raise ValueError(f"{name} must be a number (a fraction of the prototypes), got "
+                             f"{value!r} ({type(value).__name__})")
+    if not (0 <= skip_fraction < 1 and 0 < keep_fraction <= 1):
+        raise ValueError(
+            f"mining fractions must satisfy 0 <= {skip_name} < 1 and 0 < {keep_name} <= 1, "
+            f"got {skip_name}={skip_fraction!r}, {keep_name}={keep_fraction!r}"
+        )
+
+
+def _check_sampling_fractions(random_fraction, hard_fraction, hard_upper, prefix: str = "",
+                              off: str | None = "") -> None:
+    """The rules of :class:`ppc.PPCConfig` on hard pixel sampling's fractions; ``prefix``
+    names the caller's arguments, ``off`` says how to switch sampling off (None: it is off,
+    and drawing no pixel is no error)."""
+    random_name, hard_name, upper_name = (
+        f"{prefix}{n}" for n in ("random_fraction", "hard_fraction", "hard_upper"))
+    for name, value in ((random_name, random_fraction), (hard_name, hard_fraction),
+                        (upper_name, hard_upper)):
+        if not is_number(value) or not 0 <= value <= 1:
+            raise ValueError(f"{name} must be in [0, 1], got {value!r} ({type(value).__name__})")
+    if hard_fraction > hard_upper:
+        raise ValueError(
+            f"{hard_name} ({hard_fraction}) must not exceed {upper_name} ({hard_upper}): the "
+            "hard band is the ranks from upper - fraction to upper (of each class's pixels, "
+            "easiest first); lower the fraction or raise the upper end")
+    if off is not None and random_fraction == 0 and hard_fraction == 0:
+        raise ValueError(f"{random_name} and {hard_name} are both 0: pixel sampling would draw "
+                         f"no pixel and the loss would be 0; raise one of them{off}")
+
+
 def _check(embeddings, labels, prototypes, valid, tau, ignore_index, validate) -> None:
     require_tensor("embeddings", embeddings, EMB_DOC, 4)
     require_floating("embeddings", embeddings, EMB_DOC)
@@ -50,6 +92,12 @@ def _check(embeddings, labels, prototypes, valid, tau, ignore_index, validate) -
             f"{tuple(embeddings.shape)}, got {tuple(labels.shape)}"
         )
     require_match("embedding dimension D", "prototypes", prototypes.shape[1], "embeddings", d)
+    if d == 0:
+        raise ValueError(f"embeddings must have at least one channel (D >= 1), got shape "
+                         f"{tuple(embeddings.shape)} ({EMB_DOC})")
+    if prototypes.shape[0] == 0:
+        raise ValueError(f"prototypes must hold at least one prototype (P >= 1), got shape "
+                         f"{tuple(prototypes.shape)} ({PROTOS_DOC})")
     if valid is not None:
         require_tensor("valid", valid, "[P]", 1)
         if valid.dtype != torch.bool or valid.shape[0] != prototypes.shape[0]:
@@ -62,6 +110,7 @@ def _check(embeddings, labels, prototypes, valid, tau, ignore_index, validate) -
     if ignore_index is not None and not is_int(ignore_index):
         raise ValueError(f"ignore_index must be an int label (e.g. 255) or None, got "
                          f"{ignore_index!r}")
+    require_bool("validate", validate)
     if validate:
         require_finite("embeddings", embeddings)
         require_finite("prototypes", prototypes)
@@ -135,9 +184,8 @@ def logit_maps(embeddings: Tensor, prototypes: Tensor, tau: float) -> Tensor:
     contiguous pixels. In at least float32, also under autocast (which would run the
     matmul in bfloat16 and perturb the rankings of prototype mining). Differentiable once.
     """
-    n, d = embeddings.shape[:2]
     dtype = torch.promote_types(embeddings.dtype, torch.float32)
-    flat = embeddings.to(dtype).reshape(n, d, -1)  # [N, D, HW], a view
+    flat = embeddings.to(dtype).flatten(2)  # [N, D, HW], a view
     with _full_precision(flat.device):
         return _LogitMaps.apply(flat, prototypes.to(dtype), tau)
 
@@ -234,14 +282,10 @@ def mining_band(num_prototypes: int, skip_fraction: float, keep_fraction: float)
     ``keep = round(P * keep_fraction)`` are used. The defaults 3/21 and 10/21 give the
     official ranks 3..12 (0-based) of 21, i.e. the ~60% hardest minus the very hardest.
     """
-    if isinstance(num_prototypes, bool) or not isinstance(num_prototypes, int) \
-            or num_prototypes < 1:
+    if not is_int(num_prototypes) or num_prototypes < 1:
         raise ValueError(f"num_prototypes must be an int >= 1, got {num_prototypes!r}")
-    if not (0 <= skip_fraction < 1 and 0 < keep_fraction <= 1):
-        raise ValueError(
-            "mining fractions must satisfy 0 <= skip_fraction < 1 and 0 < keep_fraction <= 1, "
-            f"got skip_fraction={skip_fraction!r}, keep_fraction={keep_fraction!r}"
-        )
+    num_prototypes = int(num_prototypes)
+    _check_mining_fractions(skip_fraction, keep_fraction)
     skip = min(round(num_prototypes * skip_fraction), num_prototypes - 1)
     keep = max(1, min(round(num_prototypes * keep_fraction), num_prototypes - skip))
     return skip, keep
@@ -257,6 +301,9 @@ def semi_hard_prototypes(
     As in the official code the positive is ranked with the others (it then appears in the
     denominator twice if it falls in the band); ``exclude_positive=True`` ranks it last.
     """
+    for name, value in (("logits", logits), ("targets", targets)):
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if logits.dim() != 2 or targets.shape != logits.shape[:1]:
         raise ValueError(f"logits must be [M, P] and targets [M], got {tuple(logits.shape)} "
                          f"and {tuple(targets.shape)}")
@@ -264,8 +311,10 @@ def semi_hard_prototypes(
     if not (logits.is_floating_point() and targets.dtype in (torch.int64, torch.int32)):
         raise ValueError(f"logits must be floating point and targets integer class indices, "
                          f"got {logits.dtype} and {targets.dtype}")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (skip, keep)):
+    if not (is_int(skip) and is_int(keep)):
         raise ValueError(f"skip and keep must be ints (see mining_band), got {skip!r}, {keep!r}")
+    skip, keep = int(skip), int(keep)
+    require_bool("exclude_positive", exclude_positive)
     if not (0 <= skip and 1 <= keep and skip + keep <= num):
         raise ValueError(f"the band skip={skip}, keep={keep} must fit in the P={num} "
                          "prototypes (0 <= skip, 1 <= keep, skip + keep <= P); see mining_band")
@@ -387,21 +436,27 @@ def hard_pixel_sampling(
     times each pixel is drawn (``[M]``: 0, 1 or 2). ``validate`` checks that the kept
     pixels' targets lie in ``[0, num_classes)`` (one host-device sync).
     """
-    for name, value in (
-        ("random_fraction", random_fraction), ("hard_fraction", hard_fraction),
-        ("hard_upper", hard_upper),
-    ):
-        if not 0 <= value <= 1:
-            raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    _check_sampling_fractions(random_fraction, hard_fraction, hard_upper)
     if balance not in SAMPLING_BALANCES:
         raise ValueError(f"balance must be one of {SAMPLING_BALANCES}, got {balance!r}")
-    if not 0 <= background < num_classes:
+    if not is_int(num_classes) or num_classes < 1:
+        raise ValueError(f"num_classes must be an int >= 1 (the number of prototypes, "
+                         f"background included), got {num_classes!r}")
+    num_classes = int(num_classes)
+    if not is_int(background) or not 0 <= background < num_classes:
         raise ValueError(f"background must be a class index in [0, {num_classes}), got "
                          f"{background!r}")
-    m = targets.numel()
+    _require_generator(generator)
+    require_bool("return_draws", return_draws)
+    require_bool("validate", validate)
     shapes = {"similarity": similarity, "targets": targets, "keep": keep}
     if random_keys is not None:
         shapes["random_keys"] = random_keys
+    for name, value in shapes.items():
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor of shape [M], got "
+                             f"{type(value).__name__}")
+    m = targets.numel()
     if any(t.dim() != 1 or t.numel() != m for t in shapes.values()):
         raise ValueError("similarity, targets, keep (and random_keys) must all be [M], got "
                          + ", ".join(f"{k} {tuple(t.shape)}" for k, t in shapes.items()))
@@ -483,6 +538,17 @@ def intra_view_loss(
     :func:`pixel_prototype_nce`; returns a scalar.
     """
     _check(embeddings, labels, prototypes, valid, tau, ignore_index, validate)
+    for name, flag in (("mining", mining), ("sampling", sampling),
+                       ("mining_exclude_positive", mining_exclude_positive)):
+        require_bool(name, flag)
+    _check_mining_fractions(mining_skip_fraction, mining_keep_fraction, prefix="mining_")
+    _check_sampling_fractions(sampling_random_fraction, sampling_hard_fraction,
+                              sampling_hard_upper, "sampling_",
+                              ", or pass sampling=False" if sampling else None)
+    if sampling_balance not in SAMPLING_BALANCES:
+        raise ValueError(f"sampling_balance must be one of {SAMPLING_BALANCES}, got "
+                         f"{sampling_balance!r}")
+    _require_generator(generator)
     targets, keep = flatten_labels(labels, ignore_index, valid)
     logits = prototype_logits(embeddings, prototypes, tau, valid)
     return intra_from_logits(

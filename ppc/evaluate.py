@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from ._checks import is_int, require_score
+from ._checks import check_output, first_line, is_int, require_score
 
 IGNORE_INDEX = 255
 
@@ -74,6 +74,18 @@ def _check_num_classes(num_classes) -> int:
     return int(num_classes)
 
 
+def _check_ignore_index(ignore_index) -> int | None:
+    if ignore_index is not None and not is_int(ignore_index):
+        raise ValueError(f"ignore_index must be an int (the label of unscored pixels, "
+                         f"{IGNORE_INDEX} in VOC) or None (score every pixel), got "
+                         f"{ignore_index!r} ({type(ignore_index).__name__})")
+    return None if ignore_index is None else int(ignore_index)
+
+
+#: the largest class index a key may hold (CAM files store keys as int16)
+MAX_KEY = int(np.iinfo(np.int16).max)
+
+
 def _check_label_range(name: str, labels: Tensor, num_classes: int, hint: str = "") -> None:
     """ValueError naming the first value of ``labels`` outside ``[0, num_classes)``."""
     bad = labels[(labels < 0) | (labels >= num_classes)]
@@ -105,6 +117,7 @@ def confusion_matrix(pred, gt, num_classes: int, ignore_index: int | None = IGNO
     The result lives on ``pred``'s device.
     """
     k = _check_num_classes(num_classes)
+    ignore_index = _check_ignore_index(ignore_index)
     pred, gt = _to_labels("pred", pred), _to_labels("gt", gt)
     if pred.shape != gt.shape:
         raise ValueError(
@@ -150,6 +163,17 @@ def iou_from_confusion(conf) -> tuple[Tensor, float]:
     conf = _to_tensor("conf", conf)
     if conf.dim() != 2 or conf.shape[0] != conf.shape[1]:
         raise ValueError(f"conf must be a square [K, K] matrix, got shape {tuple(conf.shape)}")
+    if conf.dtype == torch.bool or conf.is_complex():
+        raise ValueError(f"conf must hold pixel counts (whole numbers >= 0), got dtype "
+                         f"{conf.dtype}; pass the matrix of confusion_matrix")
+    if conf.is_floating_point() and conf.numel():
+        if not bool(torch.isfinite(conf).all()):
+            raise ValueError(f"conf must hold pixel counts (whole numbers >= 0), got "
+                             f"{int((~torch.isfinite(conf)).sum())} NaN or Inf entries")
+        if not bool((conf == conf.round()).all()):
+            bad = conf[conf != conf.round()]
+            raise ValueError(f"conf must hold pixel counts (whole numbers >= 0), got the "
+                             f"fractional entry {float(bad[0]):.4g}")
     if conf.numel() and bool((conf < 0).any()):
         raise ValueError("conf must hold pixel counts (>= 0), got a negative entry")
     iou = _iou(conf)
@@ -166,7 +190,7 @@ class SegmentationMetrics:
 
     def __init__(self, num_classes: int, ignore_index: int | None = IGNORE_INDEX) -> None:
         self.num_classes = _check_num_classes(num_classes)
-        self.ignore_index = ignore_index
+        self.ignore_index = _check_ignore_index(ignore_index)
         self.reset()
 
     def reset(self) -> None:
@@ -204,8 +228,9 @@ def _check_cams(cams, keys, unit: bool = False) -> tuple[Tensor, Tensor]:
         raise ValueError(f"keys must have shape [K_i] with K_i = {cams.shape[0]} "
                          f"(one per CAM), got shape {tuple(keys.shape)}")
     if keys.numel():
-        if int(keys.min()) < 0:
-            raise ValueError(f"keys must be 0-based foreground class indices, got {keys.tolist()}")
+        if int(keys.min()) < 0 or int(keys.max()) > MAX_KEY:
+            raise ValueError(f"keys must be 0-based foreground class indices (in [0, "
+                             f"{MAX_KEY}]), got {keys.tolist()}")
         if keys.unique().numel() != keys.numel():
             raise ValueError(f"keys must be distinct, got {keys.tolist()}")
         if not bool(torch.isfinite(cams).all()):
@@ -314,16 +339,31 @@ class ThresholdSweep:
     ``j..T-1``, so one histogram over
     ``(j, gt, c)`` of shape ``[T + 1, K, K]`` summarises the image for every threshold; the
     ``T`` confusion matrices follow by cumulative sums in :meth:`confusion`. Cost:
-    O(H W (K_i + log T)) per image, plus O(T K^2) once at the end.
+    O(H W (K_i + log T)) per image, plus O(T K^2) once at the end. The histogram takes
+    ``(T + 1) K^2`` int64: a size beyond this machine's memory raises ``ValueError``.
     """
 
     def __init__(self, num_classes: int, thresholds=None,
                  ignore_index: int | None = IGNORE_INDEX) -> None:
         self.num_classes = _check_num_classes(num_classes)
         self.thresholds = _check_thresholds(thresholds)
-        self.ignore_index = ignore_index
+        self.ignore_index = _check_ignore_index(ignore_index)
         t, k = len(self.thresholds), self.num_classes
-        self.histogram = torch.zeros(t + 1, k, k, dtype=torch.int64)
+        need = (t + 1) * k * k * 8  # bytes of the int64 histogram
+        memory = _physical_memory()
+        if memory is not None and need > memory:
+            raise ValueError(f"ThresholdSweep: the histogram of num_classes={k} and {t} "
+                             f"thresholds needs {need / 2**30:.3g} GiB ((T + 1) * K^2 int64), "
+                             f"more than this machine's {memory / 2**30:.3g} GiB of memory; "
+                             "pass the number of classes (background included, 21 for VOC) "
+                             "and fewer thresholds")
+        try:
+            self.histogram = torch.zeros(t + 1, k, k, dtype=torch.int64)
+        except (RuntimeError, MemoryError) as err:
+            raise ValueError(f"ThresholdSweep: cannot allocate the histogram of num_classes="
+                             f"{k} and {t} thresholds ({need / 2**30:.3g} GiB: "
+                             f"{first_line(err, 120)}); pass fewer classes or thresholds") \
+                from None
         self.num_images = 0
         self.skipped = 0
 
@@ -380,6 +420,14 @@ class ThresholdSweep:
         )
 
 
+def _physical_memory() -> int | None:
+    """Bytes of memory of this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def threshold_curve(samples: Iterable, num_classes: int, thresholds=None,
                     ignore_index: int | None = IGNORE_INDEX) -> ThresholdCurve:
     """mIoU at every background threshold, in one pass over ``samples``.
@@ -395,6 +443,20 @@ def threshold_curve(samples: Iterable, num_classes: int, thresholds=None,
     return sweep.compute()
 
 
+def _check_names(name: str, value, example: str) -> list:
+    """``value`` as a list, or a ``ValueError`` unless it is a collection of strings (a
+    single string would be read as its characters)."""
+    values = None
+    if not isinstance(value, (str, bytes)) and isinstance(value, Iterable):
+        values = list(value)
+    if values is None or not all(isinstance(v, str) for v in values):
+        shown = repr(value if values is None else next(
+            v for v in values if not isinstance(v, str)))
+        raise ValueError(f"{name} must be a list of strings ({example}), got "
+                         f"{shown[:80]} ({type(value).__name__})")
+    return values
+
+
 def per_image_report(samples: Iterable, num_classes: int, bg_threshold: float,
                      ids: Sequence[str], ignore_index: int | None = IGNORE_INDEX,
                      class_names: Sequence[str] | None = None) -> pd.DataFrame:
@@ -406,14 +468,17 @@ def per_image_report(samples: Iterable, num_classes: int, bg_threshold: float,
     with ``class_names`` the K-1 foreground names (default: ``iou_0`` .. ``iou_{K-1}``).
     """
     k = _check_num_classes(num_classes)
+    ignore_index = _check_ignore_index(ignore_index)
+    ids = _check_names("ids", ids, "one id per sample, e.g. dataset.ids")
     if class_names is None:
         columns = [f"iou_{c}" for c in range(k)]
     else:
+        class_names = _check_names("class_names", class_names, "e.g. dataset.class_names")
         if len(class_names) != k - 1:
             raise ValueError(f"class_names must name the {k - 1} foreground classes, "
                              f"got {len(class_names)} names")
         columns = [f"iou_{name}" for name in ("background", *class_names)]
-    ids, rows = list(ids), []
+    rows = []
     for index, (cams, keys, gt) in enumerate(samples):
         if index >= len(ids):
             raise ValueError(f"ids names {len(ids)} images, but samples has more; pass one "
@@ -447,7 +512,6 @@ def save_cam_npz(path, cams, keys) -> None:
     temporary name in the same folder (created if needed) and moved to ``path`` with
     ``os.replace``, so readers never see a partial file. Bad inputs raise ``ValueError``.
     """
-    path = Path(path)
     cams_t, keys_t = _to_tensor("cams", cams), _to_tensor("keys", keys)
     if cams_t.dim() != 3:
         raise ValueError(f"cams must have shape [K_i, H, W], got shape {tuple(cams_t.shape)}")
@@ -468,7 +532,7 @@ def save_cam_npz(path, cams, keys) -> None:
         raise ValueError(f"keys must be 0-based class indices, got {keys_np.tolist()}")
     if np.unique(keys_np).size != keys_np.size:
         raise ValueError(f"keys must be distinct, got {keys_np.tolist()}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_output(path, "path", "/tmp/cams/img.npz")  # creates its folder
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "xb") as handle:
@@ -519,6 +583,18 @@ def _dataset_ids(dataset) -> list[str]:
     return [str(i) for i in ids]
 
 
+def _check_cam_classes(path: Path, keys: np.ndarray, label, ident: str) -> None:
+    """A ``ValueError`` naming ``path`` unless its ``keys`` are the classes of the image-level
+    ``label`` (multi-hot ``[C]``), as :func:`ppc.infer.infer` writes them."""
+    expected = torch.nonzero(torch.as_tensor(label) > 0.5).flatten().tolist()
+    stored = sorted(keys.tolist())
+    if stored != expected:
+        raise ValueError(f"{path} holds CAMs of classes {stored}, but the dataset's image "
+                         f"{ident} has the classes {expected}: the CAMs were inferred for other "
+                         "data or another labelling; rerun inference for this dataset (e.g. "
+                         "python -m ppc infer RUN_DIR)")
+
+
 def evaluate_cam_dir(cam_dir, dataset, thresholds=None,
                      ignore_index: int | None = IGNORE_INDEX) -> ThresholdCurve:
     """Threshold sweep over the CAM files ``{cam_dir}/{id}.npz`` of every id of ``dataset``.
@@ -528,7 +604,9 @@ def evaluate_cam_dir(cam_dir, dataset, thresholds=None,
     ``ignore_index`` = not scored) and ``has_mask``. Use it without transforms so that the
     masks keep the CAMs' size. Missing files raise one ``FileNotFoundError`` (how many, and
     the first path) before anything is read; images without a mask are skipped and counted
-    in ``ThresholdCurve.skipped``.
+    in ``ThresholdCurve.skipped``. Where the samples carry their image-level ``label``
+    (multi-hot ``[C]``), a file whose ``keys`` are not the label's classes (seeds of other
+    data) raises ``ValueError`` naming the file.
     """
     cam_dir = Path(cam_dir)
     ids = _dataset_ids(dataset)
@@ -548,6 +626,8 @@ def evaluate_cam_dir(cam_dir, dataset, thresholds=None,
             sweep.skipped += 1
             continue
         cams, keys = load_cam_npz(path)
+        if "label" in sample:
+            _check_cam_classes(path, keys, sample["label"], ident)
         sweep.update(cams, keys, sample["mask"], name=f"image {ident}, CAMs {path}")
     return sweep.compute()
 
@@ -659,6 +739,9 @@ def weight_by_region(samples: Iterable) -> dict:
                              f"{tuple(regions.shape)} must both be [N, H, W] with N = "
                              f"{weights.shape[0]}")
         (h, w), (big_h, big_w) = weights.shape[1:], mask.shape[1:]
+        if h == 0 or w == 0:
+            raise ValueError(f"batch {index}: weights {tuple(weights.shape)} must be [N, h, w] "
+                             "with h, w >= 1 (one weight per loss pixel)")
         if big_h % h or big_w % w:
             raise ValueError(f"batch {index}: the masks' {big_h}x{big_w} must be a multiple "
                              f"of the weights' {h}x{w}")

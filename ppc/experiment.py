@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._checks import is_int, read_json
+from ._checks import as_device, is_int, read_json
 from .config import RunConfig
 from .evaluate import (
     cams_to_prediction,
@@ -34,7 +34,6 @@ from .evaluate import (
 from .infer import infer
 from .machine import describe_machine
 from .train import (
-    as_device,
     build_dataset,
     load_trained,
     require_same_weights,
@@ -145,6 +144,8 @@ def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dic
             "pass a new out_dir, or force=True (--force) to replace it")
     if config.data_root is not None:  # a broken evaluation split fails now, not after training
         build_dataset(config, config.eval_split, train=False)
+    if rank == 0:  # force: the summary of the run being replaced no longer describes it
+        summary_path.unlink(missing_ok=True)
     started = time.perf_counter()
     # force: train from the start (a finished run's checkpoint would otherwise be resumed)
     train(config.replace(resume=False) if force else config, progress=progress)

@@ -10,8 +10,7 @@ the pseudo mask at a background threshold in the VOC palette.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,15 @@ from torch import Tensor
 from torch.utils.data import DataLoader, default_collate
 from tqdm import tqdm
 
-from ._checks import is_number, require_floating, require_score, require_tensor
+from ._checks import (
+    as_device,
+    blocking_file,
+    check_scales,
+    is_int,
+    require_floating,
+    require_score,
+    require_tensor,
+)
 from .cams import normalize_cams
 from .data.voc import write_label_png
 from .evaluate import cams_to_prediction, save_cam_npz
@@ -62,14 +69,6 @@ def multiscale_cams(model, images: Tensor, scales=(0.5, 1.0, 1.5, 2.0),
     return total
 
 
-def check_scales(scales) -> None:
-    """A ``ValueError`` unless ``scales`` is one or more finite factors > 0."""
-    if isinstance(scales, (str, bytes)) or not isinstance(scales, Iterable) or not scales \
-            or not all(is_number(v) and 0 < v < math.inf for v in scales):
-        raise ValueError(f"scales must be one or more finite factors > 0 (the official "
-                         f"(0.5, 1.0, 1.5, 2.0)), got {scales!r}")
-
-
 def normalise_present(cams: Tensor, label: Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Keep the classes of ``label`` ``[C]`` from the summed ``cams`` ``[C, H, W]`` and
     min-max normalise each to [0, 1], as the official SEAM/PPC inference (ReLU, then
@@ -90,7 +89,19 @@ def infer(model, dataset, out_dir: str | Path, *, scales=(0.5, 1.0, 1.5, 2.0), f
     network together; those of different sizes (VOC) in separate forward passes."""
     check_scales(scales)
     require_score("png_threshold", png_threshold)
+    if not is_int(batch_size) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r} "
+                         f"({type(batch_size).__name__}); pass a whole number such as 1")
+    device = as_device(device)
+    if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir).strip():
+        raise ValueError(f"out_dir must be the path of the folder to write the seeds into, got "
+                         f"{out_dir!r}; pass e.g. 'results/run/seeds'")
     out = Path(out_dir)
+    for folder in ("cams", "masks"):
+        blocking = blocking_file(out / folder)
+        if blocking is not None:
+            raise ValueError(f"cannot write the seeds into {out}: {blocking} is a file, not a "
+                             "folder; pass the path of a folder for out_dir")
     (out / "cams").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     model.eval()
@@ -123,6 +134,7 @@ def sample_cams(model, samples: list[dict], scales=(0.5, 1.0, 1.5, 2.0), flip: b
                 device="cpu") -> list[Tensor]:
     """Seeds of a few samples (evaluation transform) for figures: ``[C, H, W]`` per sample,
     the classes of its labels normalised to [0, 1] as in :func:`infer`, others 0."""
+    device = as_device(device)
     model.eval()
     result = []
     for sample in samples:

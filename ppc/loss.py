@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -12,6 +11,7 @@ from torch import Tensor, nn
 
 from ._checks import (
     check_field_types,
+    replace_fields,
     require_finite,
     require_floating,
     require_match,
@@ -32,7 +32,7 @@ from .prototypes import Prototypes, estimate_prototypes
 TERMS = ("cross_prototype", "cross_cam", "intra", "total")
 
 
-@dataclass
+@dataclass(frozen=True)
 class PPCConfig:
     """Every hyper-parameter and switch of the PPC loss (defaults: the official code).
 
@@ -138,7 +138,7 @@ class PPCConfig:
 
     def replace(self, **changes) -> PPCConfig:
         """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
+        return replace_fields(self, changes)
 
 
 class ViewState(NamedTuple):

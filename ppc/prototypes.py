@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._checks import (
+    is_int,
+    require_bool,
     require_finite,
     require_floating,
     require_match,
@@ -26,10 +28,30 @@ from ._checks import (
     require_tensor,
 )
 from ._keys import order_preserving_int
-from .cams import background_confidence, check_cams_and_labels
+from .cams import _require_classes, background_confidence, check_cams_and_labels
 
 EMB_DOC = "[N, D, H, W]"
 PIXEL_MASK_DOC = "[N, H, W]"
+
+
+def _check_mask_and_background(pixel_mask, background, n: int, h: int, w: int,
+                                validate: bool) -> None:
+    """Shape and dtype (always) and range (``validate``) of the optional ``pixel_mask`` and
+    ``background`` ``[N, H, W]``."""
+    if pixel_mask is not None:
+        require_tensor("pixel_mask", pixel_mask, PIXEL_MASK_DOC, 3)
+        if tuple(pixel_mask.shape) != (n, h, w) or pixel_mask.dtype != torch.bool:
+            raise ValueError(
+                f"pixel_mask must be a bool tensor of shape {PIXEL_MASK_DOC} = {(n, h, w)}, "
+                f"got {pixel_mask.dtype} of shape {tuple(pixel_mask.shape)}"
+            )
+    if background is not None:
+        require_tensor("background", background, PIXEL_MASK_DOC, 3)
+        if tuple(background.shape) != (n, h, w):
+            raise ValueError(f"background must have shape {PIXEL_MASK_DOC} = {(n, h, w)}, "
+                             f"got {tuple(background.shape)}")
+        if validate:
+            require_range("background", background, 0.0, 1.0)
 
 
 class Prototypes(NamedTuple):
@@ -71,7 +93,11 @@ def class_confidence(
     every image (``rank_absent=True``). Pixels outside ``pixel_mask`` ``[N, H, W]`` are
     ``-inf`` for every class. ``background`` ``[N, H, W]`` in [0, 1] replaces channel 0.
     """
+    require_bool("rank_absent", rank_absent)
+    require_bool("validate", validate)
     check_cams_and_labels(cams, image_labels, validate, normalised=True)
+    n, _, h, w = cams.shape
+    _check_mask_and_background(pixel_mask, background, n, h, w, validate)
     foreground = cams
     if not rank_absent:
         present = image_labels.to(torch.bool)[:, :, None, None]
@@ -192,31 +218,26 @@ def estimate_prototypes(
     """
     require_tensor("embeddings", embeddings, EMB_DOC, 4)
     require_floating("embeddings", embeddings, EMB_DOC)
+    for name, flag in (("normalize_embeddings", normalize_embeddings),
+                       ("rank_absent", rank_absent), ("validate", validate)):
+        require_bool(name, flag)
     check_cams_and_labels(cams, image_labels, validate, normalised=True)
+    _require_classes(cams)
     n, d, h, w = embeddings.shape
+    if d == 0:
+        raise ValueError(f"embeddings must have at least one channel (D >= 1), got shape "
+                         f"{tuple(embeddings.shape)} ({EMB_DOC})")
     for axis, name in ((0, "batch size N"), (2, "height H"), (3, "width W")):
         require_match(
             name, "cams", cams.shape[axis], "embeddings", embeddings.shape[axis],
             "resize the CAMs to the embeddings' resolution first",
         )
-    if pixel_mask is not None:
-        require_tensor("pixel_mask", pixel_mask, PIXEL_MASK_DOC, 3)
-        if tuple(pixel_mask.shape) != (n, h, w) or pixel_mask.dtype != torch.bool:
-            raise ValueError(
-                f"pixel_mask must be a bool tensor of shape {PIXEL_MASK_DOC} = {(n, h, w)}, "
-                f"got {pixel_mask.dtype} of shape {tuple(pixel_mask.shape)}"
-            )
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+    if not is_int(top_k) or top_k < 1:
         raise ValueError(f"top_k must be a positive int, got {top_k!r}")
-    if background is not None:
-        require_tensor("background", background, PIXEL_MASK_DOC, 3)
-        if tuple(background.shape) != (n, h, w):
-            raise ValueError(f"background must have shape {PIXEL_MASK_DOC} = {(n, h, w)}, "
-                             f"got {tuple(background.shape)}")
+    top_k = int(top_k)
+    _check_mask_and_background(pixel_mask, background, n, h, w, validate)
     if validate:
         require_finite("embeddings", embeddings)
-        if background is not None:
-            require_range("background", background, 0.0, 1.0)
 
     confidence = class_confidence(
         cams.detach().float(), image_labels, rank_absent=rank_absent,

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from . import views
-from ._checks import first_line
+from ._checks import as_device, first_line, read_json
 from .base_losses import classification_loss, full_supervision_loss, seam_losses
 from .config import RunConfig
 from .data.loader import SeededDataset, default_num_workers
@@ -328,6 +328,11 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
     ``stop_after`` ends this call after that many steps of the run (a checkpoint is
     written), as if the run had been killed there; calling ``train`` again resumes it.
     """
+    if not isinstance(config, RunConfig):
+        raise ValueError(f"config must be a ppc.config.RunConfig, got {type(config).__name__}; "
+                         "build one with RunConfig(...), RunConfig.preset(...) or "
+                         "RunConfig.load(...)")
+    config = config.replace()  # checked again: a field may have been set after it was built
     device = resolve_device(config)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -485,7 +490,7 @@ def load_trained(out_dir: str | Path, device: str | torch.device = "cpu"):
     if not (out / "model.pt").exists():
         raise FileNotFoundError(f"{out / 'model.pt'} does not exist: the run in {out} has not "
                                 "finished (train it, or resume it with the same config)")
-    config = RunConfig.load(out / "config.json")
+    config = load_run_config(out)
     model = build_model(config.replace(weights=None), len(class_names(config)))
     fix = ("delete it and run the same config again: training resumes from checkpoint.pt "
            "where there is one")
@@ -499,14 +504,27 @@ def load_trained(out_dir: str | Path, device: str | torch.device = "cpu"):
     return config, model.to(device).eval()
 
 
-def as_device(device) -> torch.device:
-    """``device`` (a ``torch.device`` or its name) as a ``torch.device``, or a one-line
-    ``ValueError``."""
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be a torch.device or a name such as 'cpu', 'cuda' or "
-                         f"'cuda:0', got {device!r} ({first_line(exc)})") from None
+def load_run_config(out_dir: str | Path) -> RunConfig:
+    """The ``config.json`` of a run folder, refused if it differs from the config that
+    ``summary.json`` (written by :func:`ppc.experiment.run`) records: an edited config would
+    describe another model or other data than the run's weights and seeds."""
+    out = Path(out_dir)
+    config = RunConfig.load(out / "config.json")
+    summary = out / "summary.json"
+    if summary.is_file():
+        recorded = read_json(summary)
+        recorded = recorded.get("config") if isinstance(recorded, dict) else None
+        if isinstance(recorded, dict):
+            wanted = config.identity()
+            trained = RunConfig(**recorded).identity()
+            changed = sorted(k for k in wanted if wanted[k] != trained.get(k))
+            if changed:
+                raise ValueError(
+                    f"{out / 'config.json'} differs from the config the run was made with "
+                    f"(summary.json) in {changed}: its weights and seeds belong to the "
+                    f"recorded one; restore config.json (summary.json's \"config\"), or "
+                    "train a new run with the changed config")
+    return config
 
 
 def _read_run_file(path: Path, device, *, weights_only: bool, fix: str):

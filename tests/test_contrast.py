@@ -122,7 +122,7 @@ def test_intra_matches_loop(seed, mining, sampling, exclude_positive):
     torch.testing.assert_close(_grad(got, emb), _grad(want, emb), atol=1e-6, rtol=1e-4)
 
 
-@pytest.mark.parametrize("fractions", [(0.5, 0.5, 0.6), (0.25, 0.75, 0.6), (0.0, 0.3, 1.0)])
+@pytest.mark.parametrize("fractions", [(0.5, 0.5, 0.6), (0.25, 0.5, 0.6), (0.0, 0.3, 1.0)])
 def test_intra_sampling_fractions_match_loop(fractions):
     emb, labels, protos = _setup(7)
     r, hd, up = fractions

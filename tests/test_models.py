@@ -193,3 +193,26 @@ def test_weights_nested_tensors_and_bad_prefix_map_are_refused(tmp_path):
     torch.save(state, tmp_path / "flat.pth")
     with pytest.raises(ValueError, match="prefix_map must be a dict"):
         load_weights(SmallNet(width=8), tmp_path / "flat.pth", prefix_map=[("a", "b")])
+
+
+def test_network_input_and_arguments_are_checked():
+    net = WSSSNet(SmallNet(8), 3)
+    for images, message in (
+            (torch.zeros(1, 3, 16, 16, dtype=torch.float64),
+             r"images are torch.float64 but the network's weights are torch.float32"),
+            (torch.zeros(1, 3, 16, 16, dtype=torch.uint8), "images must be a floating-point"),
+            (torch.zeros(1, 3, 0, 16), r"at least 1x1 pixels, got shape \(1, 3, 0, 16\)")):
+        with pytest.raises(ValueError, match=message):
+            net(images)
+    assert net.double()(torch.zeros(1, 3, 16, 16, dtype=torch.float64))["logits"].dtype \
+        == torch.float64
+    for kwargs, message in ((dict(num_classes=0), "num_classes must be an int >= 1, got 0"),
+                            (dict(num_classes=2.0), "num_classes must be an int >= 1"),
+                            (dict(num_classes=3, proj_dim=0), "proj_dim must be an int >= 1"),
+                            (dict(num_classes=3, dropout=-0.5),
+                             r"dropout must be a number in \[0, 1\), got -0.5")):
+        with pytest.raises(ValueError, match=message):
+            WSSSNet(SmallNet(8), **kwargs)
+    with pytest.raises(ValueError, match="width must be an int >= 1"):
+        SmallNet(0)
+    assert WSSSNet(SmallNet(8), np.int64(3)).num_classes == 3

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import subprocess
@@ -469,7 +470,10 @@ def test_infer_batches_images_of_different_sizes_apart(tmp_path):
     ({"seed": "3"}, "RunConfig.seed must be int"),
     ({"lr_mult": (1.0, 2.0)}, r"RunConfig.lr_mult must be a list of 4"),
     ({"threads": 0}, "threads must be >= 1"),
-    ({"scales": (0.0,)}, "scales must be one or more factors > 0"),
+    ({"scales": (0.0,)}, r"scales must be one or more factors in \(0, 8.0\]"),
+    ({"scales": (1.0, float("inf"))}, r"scales must be one or more factors in \(0, 8.0\]"),
+    ({"eval_split": "bogus"}, r"eval_split 'bogus' is not a split of the synthetic benchmark"),
+    ({"train_split": ""}, r"train_split '' is not a split of the synthetic benchmark"),
     ({"png_threshold": 2.0}, r"png_threshold must be in \[0, 1\]"),
     ({"ppc_start_step": 300}, r"ppc_start_step must be in \[0, steps\)"),
     ({"width": 0}, "width must be >= 1"),
@@ -561,7 +565,8 @@ def test_command_line_errors_are_one_line(capsys):
     for argv, message in ((["run", "--use_ppc", "maybe"], "expected true or false"),
                           (["run", "--lr_mult", "1", "2"], "expected 4 arguments"),
                           (["run", "--config", "c.json", "--preset", "voc-resnet38"],
-                           "argument --preset: not allowed with argument --config")):
+                           "argument --preset: not allowed with argument --config"),
+                          (["train", "--config", ""], "expected the path of a run's config")):
         with pytest.raises(SystemExit):
             cli_main(argv)
         err = capsys.readouterr().err
@@ -633,3 +638,61 @@ def test_distributed_model_leaves_batchnorm_buffers_alone_between_the_two_views(
         assert model[0].weight.grad is not None and model[1].num_batches_tracked == 2
     finally:
         dist.destroy_process_group()
+
+
+def test_out_of_memory_is_one_line_and_other_runtime_errors_are_not_hidden(monkeypatch, capsys):
+    import ppc.cli
+
+    def out_of_memory(args):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+                           "81 TiB\nmore lines")
+
+    monkeypatch.setattr(ppc.cli, "_cmd_train", out_of_memory)
+    assert cli_main(["train"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "out of memory" in err and "81 TiB" in err and "lower batch_size" in err
+
+    def other(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(ppc.cli, "_cmd_train", other)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli_main(["train"])
+
+
+def test_configs_are_checked_again_when_changed_after_they_were_built(tmp_path):
+    config = tiny(tmp_path)
+    with pytest.raises(ValueError, match=r"unknown RunConfig field\(s\) \['stepz'\]"):
+        config.replace(stepz=3)
+    with pytest.raises(ValueError, match=r"unknown PPCConfig field\(s\) \['topk'\]"):
+        config.ppc.replace(topk=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.ppc.tau = -1.0
+    config.steps = 0  # RunConfig is mutable (notebooks build it step by step)
+    with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
+        train(config, progress=False)
+    assert not Path(config.out_dir).exists()
+    with pytest.raises(ValueError, match="config must be a ppc.config.RunConfig, got dict"):
+        train({"steps": 3}, progress=False)
+
+
+def test_a_run_folder_whose_config_was_edited_is_refused(tmp_path, capsys):
+    config = tiny(tmp_path)
+    run(config, progress=False)
+    out = Path(config.out_dir)
+    assert cli_main(["evaluate", str(out), "--split", "bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown synthetic split 'bogus'" in err and "infer" not in err
+    stored = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**stored, "data_seed": 5}))
+    with pytest.raises(ValueError, match=r"config.json differs from the config the run was "
+                                         r"made with \(summary.json\) in \['data_seed'\]"):
+        load_trained(out)
+    for command in (["evaluate", str(out)], ["infer", str(out)]):
+        assert cli_main(command) == 2
+        err = capsys.readouterr().err
+        assert "differs from the config the run was made with" in err
+        assert len(err.strip().splitlines()) == 1
+    (out / "config.json").write_text(json.dumps({**stored, "threads": 1}))  # runtime only
+    assert load_trained(out)[0].threads == 1

@@ -8,6 +8,7 @@ number of workers, the order of loading, or a resume in the middle of an epoch.
 
 from __future__ import annotations
 
+import operator
 import os
 import random
 
@@ -46,6 +47,17 @@ class SeededDataset(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int):
+        try:
+            index = operator.index(index)
+        except TypeError:
+            raise TypeError(f"SeededDataset index must be an int, got {index!r} "
+                            f"({type(index).__name__})") from None
+        size = len(self.dataset)
+        if not -size <= index < size:
+            # an IndexError still (iteration by __getitem__ stops on it), with the size
+            raise IndexError(f"index {index} is out of range: the dataset has {size} items; "
+                             f"pass an index in [0, {size})")
+        index %= size  # a negative index: the same item, seed and augmentation as its positive
         sample_seed = np.random.SeedSequence([self.seed, self.epoch, int(index)]).generate_state(1)
         sample_seed = int(sample_seed[0])
         py_state, np_state = random.getstate(), np.random.get_state()

@@ -34,7 +34,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from .._checks import check_field_types, check_seed, is_int
+from .._checks import check_field_types, check_seed, is_int, replace_fields
 from .voc import GENERATED_MARKER, IGNORE_INDEX, write_label_png, write_voc_annotation
 
 SPLITS = ("train_aug", "val")
@@ -142,7 +142,8 @@ class SyntheticConfig:
         return self.class_names or tuple(f"shape{c}" for c in range(self.num_classes))
 
     def replace(self, **changes) -> SyntheticConfig:
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` (checked again; unknown names raise ``ValueError``)."""
+        return replace_fields(self, changes)
 
     def fingerprint(self, seed: int) -> str:
         """Short hash of config + seed, e.g. to name a cache folder."""
@@ -332,6 +333,10 @@ class SyntheticSegmentation(Dataset):
                  seed: int = 0, transform=None) -> None:
         self.config = _check_config(config, "SyntheticSegmentation")
         seed = check_seed(seed, "SyntheticSegmentation")
+        if transform is not None and not callable(transform):
+            raise ValueError(f"SyntheticSegmentation transform must be None or a callable "
+                             f"applied to each sample dict (e.g. ppc.data.eval_transform()), "
+                             f"got {transform!r} ({type(transform).__name__})")
         self.split, self.seed, self.transform = split, seed, transform
         self.data = generate(self.config, split, seed)
         self.ids = self.data.ids
@@ -341,8 +346,15 @@ class SyntheticSegmentation(Dataset):
         return len(self.data.ids)
 
     def __getitem__(self, index: int) -> dict:
+        try:
+            ident = self.data.ids[index]
+        except IndexError:
+            # an IndexError still (iteration by __getitem__ stops on it), with the size
+            raise IndexError(f"index {index} is out of range: synthetic split {self.split!r} "
+                             f"has {len(self.data.ids)} images; pass an index in "
+                             f"[0, {len(self.data.ids)})") from None
         sample = {
-            "id": self.data.ids[index],
+            "id": ident,
             "image": tv_tensors.Image(torch.from_numpy(self.data.images[index]).permute(2, 0, 1)),
             "label": torch.from_numpy(self.data.labels[index]),
             "mask": tv_tensors.Mask(torch.from_numpy(self.data.masks[index]).long()),

@@ -10,7 +10,7 @@ gets colour and bilinear resizing, ``tv_tensors.Mask`` nearest resizing and the 
 
 from __future__ import annotations
 
-import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +19,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from .._checks import check_field_types, check_scales, replace_fields
 from .voc import IGNORE_INDEX
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -39,8 +40,33 @@ class AugmentConfig:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
+    def __post_init__(self) -> None:
+        check_field_types(self, "AugmentConfig")
+
+        def bad(field: str, expected: str):
+            raise ValueError(f"AugmentConfig.{field} must be {expected}, got "
+                             f"{getattr(self, field)!r}")
+
+        if self.resize_long is not None and not 0 < self.resize_long[0] <= self.resize_long[1]:
+            bad("resize_long", "None (keep the size) or (min, max) long sides in px with "
+                "0 < min <= max (the VOC recipe: (448, 768))")
+        if self.crop < 1:
+            bad("crop", "the side of the square crop in px, >= 1 (the VOC recipe: 448)")
+        if not 0 <= self.flip <= 1:
+            bad("flip", "a horizontal flip probability in [0, 1] (the VOC recipe: 0.5)")
+        if self.jitter is not None and not (
+                all(math.isfinite(v) and v >= 0 for v in self.jitter) and self.jitter[3] <= 0.5):
+            bad("jitter", "None or ColorJitter's (brightness, contrast, saturation, hue), "
+                "finite and >= 0 with hue <= 0.5 (the VOC recipe: (0.3, 0.3, 0.3, 0.1))")
+        if not all(math.isfinite(v) for v in self.mean):
+            bad("mean", "3 finite per-channel means (ImageNet's: (0.485, 0.456, 0.406))")
+        if not all(math.isfinite(v) and v > 0 for v in self.std):
+            bad("std", "3 finite per-channel standard deviations > 0 (ImageNet's: "
+                "(0.229, 0.224, 0.225))")
+
     def replace(self, **changes) -> AugmentConfig:
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` (checked again; unknown names raise ``ValueError``)."""
+        return replace_fields(self, changes)
 
 
 PRESETS = {
@@ -110,8 +136,12 @@ def multiscale_inputs(image: torch.Tensor, scales=(0.5, 1.0, 1.5, 2.0),
     """Inference inputs of one normalised image ``[3, H, W]``: for every scale, the resized
     image and (``flip``) its horizontal mirror, each ``[1, 3, h, w]``, in the order
     ``s0, s0-flipped, s1, ...``. Undo the flip on the outputs before summing them."""
+    if not isinstance(image, torch.Tensor):
+        raise ValueError(f"image must be a torch.Tensor of shape [3, H, W] (normalised, e.g. "
+                         f"by eval_transform), got {type(image).__name__}")
     if image.dim() != 3 or image.shape[0] != 3:
         raise ValueError(f"image must have shape [3, H, W], got {tuple(image.shape)}")
+    check_scales(scales)
     height, width = image.shape[1:]
     inputs = []
     for scale in scales:

@@ -73,9 +73,20 @@ def voc_palette() -> np.ndarray:
 
 
 def write_label_png(path: str | Path, mask: np.ndarray, palette: bool = True) -> None:
-    """Save a ``[H, W]`` uint8 label map as a VOC palette PNG (or a plain grey PNG, as
-    SBD's ``SegmentationClassAug``); either reads back to the same indices."""
-    image = Image.fromarray(np.asarray(mask, dtype=np.uint8), mode="L" if not palette else "P")
+    """Save a ``[H, W]`` label map of integers in [0, 255] (class indices, 255 = ignore) as a
+    VOC palette PNG (or a plain grey PNG, as SBD's ``SegmentationClassAug``); either reads
+    back to the same indices. Other values (negative, above 255, fractional) would not read
+    back as written: they raise ``ValueError``."""
+    array = np.asarray(mask)
+    if array.ndim != 2 or array.dtype.kind not in "iu":
+        raise ValueError(f"mask must be a [H, W] array of integer class indices in [0, 255] "
+                         f"(255 = ignore), got shape {array.shape} and dtype {array.dtype}; "
+                         "pass integer labels, e.g. a uint8 or int64 array")
+    if array.size and (int(array.min()) < 0 or int(array.max()) > 255):
+        raise ValueError(f"mask must hold class indices in [0, 255] (255 = ignore) to be "
+                         f"stored in a PNG, got values in [{int(array.min())}, "
+                         f"{int(array.max())}]; map other labels into that range first")
+    image = Image.fromarray(array.astype(np.uint8), mode="L" if not palette else "P")
     if palette:
         image.putpalette(voc_palette().reshape(-1).tolist())
     image.save(path)
@@ -199,6 +210,10 @@ class VOCSegmentation(Dataset):
             raise ValueError(f"VOCSegmentation root must be the path of the dataset folder (str "
                              f"or Path), got {root!r}; pass e.g. data_root='.../VOC2012': "
                              f"{LAYOUT}")
+        if transform is not None and not callable(transform):
+            raise ValueError(f"VOCSegmentation transform must be None or a callable applied to "
+                             f"each sample dict (e.g. ppc.data.eval_transform()), got "
+                             f"{transform!r} ({type(transform).__name__})")
         self.root = Path(root)
         self.split = split
         self.transform = transform
@@ -341,7 +356,13 @@ class VOCSegmentation(Dataset):
         return len(self.ids)
 
     def __getitem__(self, index: int) -> dict:
-        ident = self.ids[index]
+        try:
+            ident = self.ids[index]
+        except IndexError:
+            # an IndexError still (iteration by __getitem__ stops on it), with the size
+            raise IndexError(f"index {index} is out of range: split {self.split!r} of "
+                             f"{self.root} has {len(self.ids)} images; pass an index in "
+                             f"[0, {len(self.ids)})") from None
         path = self.root / "JPEGImages" / f"{ident}.jpg"
         try:
             with Image.open(path) as image:

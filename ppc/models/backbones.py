@@ -13,11 +13,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._checks import is_int
+
 
 def check_images(x: Tensor) -> None:
+    """A ``ValueError`` unless ``x`` is a floating-point batch ``[N, 3, H, W]`` with H, W
+    >= 1."""
     if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"images must have shape [N, 3, H, W], got {shape}")
+    if not x.is_floating_point():
+        raise ValueError(f"images must be a floating-point tensor (normalised images), got "
+                         f"dtype {x.dtype}; convert with .float() and normalise (ppc.data "
+                         "transforms do both)")
+    if x.shape[2] < 1 or x.shape[3] < 1:
+        raise ValueError(f"images must be at least 1x1 pixels, got shape {tuple(x.shape)}")
 
 
 #: dilation of the small backbone's last two blocks (receptive field 65 px)
@@ -38,6 +48,9 @@ class SmallNet(nn.Module):
 
     def __init__(self, width: int = 32, dilations: tuple[int, int] = SMALL_DILATIONS) -> None:
         super().__init__()
+        if not is_int(width) or width < 1:
+            raise ValueError(f"width must be an int >= 1 (channels of the first block), got "
+                             f"{width!r}")
         if len(dilations) != 2 or any(int(d) != d or d < 1 for d in dilations):
             raise ValueError(f"dilations must be two integers >= 1 (blocks 5 and 6), got "
                              f"{tuple(dilations)}")

@@ -93,8 +93,9 @@ def apply(config: ViewConfig, maps: Tensor, size: tuple[int, int],
           mode: str = "bilinear") -> Tensor:
     """A(maps): warp ``maps`` ``[N, C, H, W]`` (images, features or CAMs of S) onto the
     target grid of ``size`` = (h, w). Pure rescaling is a plain bilinear resize.
-    ``mode``: one of :data:`RESIZE_MODES` for a plain resize, of :data:`WARP_MODES` for a
-    flip or rotation. An empty batch (N = 0) gives an empty batch."""
+    ``mode``: for a plain resize "bilinear", "bicubic", "nearest", "nearest-exact" or
+    "area" (``RESIZE_MODES``); for a flip or rotation "bilinear", "bicubic" or "nearest"
+    (``WARP_MODES``). An empty batch (N = 0) gives an empty batch."""
     _require_config(config)
     if not isinstance(maps, torch.Tensor) or maps.dim() != 4:
         raise ValueError(f"maps must be a tensor of shape [N, C, H, W], got "

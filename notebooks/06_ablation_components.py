@@ -33,13 +33,14 @@
 # (stored 20.4; its three seeds 20.4, 27.8, 20.8) and a "rotate 90" run of chapter 8 gave
 # 36.8 (stored 45.8; seeds 45.8, 31.3, 41.8): as much as a change of seed. This page and
 # chapters 7 to 10 rerun the rows behind their readings there (at the end of each page).
-# They replace an earlier set, made before the loss was made faster (the same loss
-# values, gradients equal up to float rounding). That rounding-level change alone moved
-# the 36 PPC runs by 2.5 points on average, by up to 6.9, as much as a change of seed,
-# and it reversed the earlier reading of this page that full PPC beats SEAM in every seed
-# (earlier: +3.4, +0.9, +7.8; now +0.7, -3.0, +1.3). The base runs, which have no PPC
-# loss, came out identical. So a difference is worth a sentence only if it holds in
-# every seed and is larger than its spread.
+# They replace an earlier set (`results/ablations/components` at commit `bf759ee`), made
+# before the loss was made faster (the same loss values, gradients equal up to float
+# rounding). That rounding-level change alone moved the 36 PPC runs by 2.5 points on
+# average, by up to 6.9, as much as a change of seed, and it reversed the earlier reading
+# of this page that full PPC beats SEAM in every seed (earlier: +3.4, +0.9, +7.8; now
+# +0.7, -3.0, +1.3). The base runs, which have no PPC loss, came out identical. So a
+# difference is worth a sentence only if it holds in every seed and is larger than its
+# spread.
 
 # %% tags=["parameters"]
 family = "components"

@@ -20,12 +20,12 @@
 # network: compare directions, not values.
 #
 # All 15 runs were made on 27 November 2026 at commit `a65e3b0` (the training code of
-# chapter 6's runs; chapter 6 says how far a rerun elsewhere moves them); the K = 32
-# runs are the full PPC runs of chapter 6, copied (`same_run_as.txt`). They replace an
-# earlier set made before the loss was made faster: that rounding-level change moved
-# the 12 trained runs of this page by 2.8 points on average, up to 5.9, and two of the
-# earlier readings did not hold (below). As in chapter 6, a difference is worth a
-# sentence only if it holds in every seed and is larger than its spread.
+# chapter 6's runs; chapter 6 says how far a rerun elsewhere moves them); the K = 32 runs
+# are the full PPC runs of chapter 6, copied (`same_run_as.txt`). They replace an earlier
+# set (at commit `7ba3b23`) made before the loss was made faster: that rounding-level
+# change moved the 12 trained runs of this page by 2.8 points on average, up to 5.9, and
+# two of the earlier readings did not hold (below). As in chapter 6, a difference is worth
+# a sentence only if it holds in every seed and is larger than its spread.
 
 # %% tags=["parameters"]
 family = "top_k"

@@ -29,14 +29,14 @@
 # the warp: a flip or a rotation used to warp maps with zero padding, so SEAM's
 # equivariance terms compared the source's CAMs, dimmed along the image border, with the
 # target's undimmed ones (a flipped map upsampled from 16 to 64 px: 496 of 4,096 pixels,
-# down to 0.39 of their value). The "scale 0.5" runs do not go through the warp; they are
-# the full PPC runs of chapter 6 (27 November, `a65e3b0`), copied (`same_run_as.txt`).
-# The current code computes what their code computed, on the same machine (chapter 6 says
-# what a rerun elsewhere gives). The fix moved the 15 trained runs
-# by 6.4 points on average, up to 14.1 (a "scale 0.5 + rotate 90" run, from 25.7 to
-# 39.8), and changed one reading (below); the runs before it are in the git history. As
-# in chapter 6, a difference is worth a sentence only if it holds in every seed and is
-# larger than its spread.
+# down to 0.39 of their value; computed at the end of this page). The "scale 0.5" runs do
+# not go through the warp; they are the full PPC runs of chapter 6 (27 November,
+# `a65e3b0`), copied (`same_run_as.txt`). The current code computes what their code
+# computed, on the same machine (chapter 6 says what a rerun elsewhere gives). The fix
+# moved the 15 trained runs by 6.4 points on average, up to 14.1 (a "scale 0.5 + rotate
+# 90" run, from 25.7 to 39.8), and changed one reading (below); the runs before it are
+# those of commit `820c21c`. As in chapter 6, a difference is worth a sentence only if it
+# holds in every seed and is larger than its spread.
 
 # %% tags=["parameters"]
 family = "transform"
@@ -162,3 +162,24 @@ ablate.coverage_table(replica)
 # What one machine's seeds say about the full-size rows' direction, the other's repeat;
 # what they say about sizes, they do not, and a spread of 0.6 points over 3 seeds on one
 # machine was no guarantee of the sign on another.
+
+# %% [markdown]
+# ## The border fix, in numbers
+#
+# What zero padding did to a map that a flip upsamples (a constant 16x16 map onto a 64x64
+# grid, as SEAM compares CAMs at the image's size), and what `ppc.views.apply` does now.
+
+# %%
+import torch
+import torch.nn.functional as F
+
+from ppc.views import ViewConfig, apply
+
+ones = torch.ones(1, 1, 16, 16)
+flip = torch.tensor([[[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])  # target -> source coordinates
+grid = F.affine_grid(flip, [1, 1, 64, 64], align_corners=False)
+before = F.grid_sample(ones, grid, padding_mode="zeros", align_corners=False)
+now = apply(ViewConfig(flip=True), ones, (64, 64))
+for name, warped in (("zero padding (before)", before), ("ppc.views.apply (now)", now)):
+    print(f"{name}: {int((warped < 1 - 1e-6).sum())} of {warped.numel()} pixels dimmed, "
+          f"smallest value {float(warped.min()):.2f}")

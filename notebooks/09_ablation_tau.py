@@ -21,10 +21,11 @@
 # All 12 runs were made on 27 November 2026 at commit `a65e3b0` (the training code of
 # chapter 6's runs; chapter 6 says how far a rerun elsewhere moves them); the
 # tau = 0.1 runs are the full PPC runs of chapter 6, copied (`same_run_as.txt`). They
-# replace an earlier set made before the loss was made faster: that rounding-level change
-# moved the 9 trained runs of this page by 3.1 points on average, up to 7.3, and it
-# reversed the earlier reading of this page (below). As in chapter 6, a difference is
-# worth a sentence only if it holds in every seed and is larger than its spread.
+# replace an earlier set (at commit `0c4d1d2`) made before the loss was made faster: that
+# rounding-level change moved the 9 trained runs of this page by 3.1 points on average,
+# up to 7.3, and it reversed the earlier reading of this page (below). As in chapter 6, a
+# difference is worth a sentence only if it holds in every seed and is larger than its
+# spread.
 
 # %% tags=["parameters"]
 family = "tau"

@@ -23,10 +23,11 @@
 # All 12 runs were made on 27-28 November 2026 at commit `a65e3b0` (the training code of
 # chapter 6's runs; chapter 6 says how far a rerun elsewhere moves them); the 0.2 runs
 # are the full PPC runs of chapter 6, copied (`same_run_as.txt`). They replace an earlier
-# set made before the loss was made faster: that rounding-level change moved the 9
-# trained runs of this page by 3.9 points on average, up to 9.7. The direction of the
-# earlier reading held, with smaller effects (below). As in chapter 6, a difference is
-# worth a sentence only if it holds in every seed and is larger than its spread.
+# set (at commit `bdab97d`) made before the loss was made faster: that rounding-level
+# change moved the 9 trained runs of this page by 3.9 points on average, up to 9.7. The
+# direction of the earlier reading held, with smaller effects (below). As in chapter 6, a
+# difference is worth a sentence only if it holds in every seed and is larger than its
+# spread.
 
 # %% tags=["parameters"]
 family = "bg_threshold"

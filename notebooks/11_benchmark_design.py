@@ -146,7 +146,8 @@ for name in ("A", "B", "F"):
 #   command on that day's machine, where the file they used before could not be
 #   regenerated (its own commit's code gives the same weights as the current code there;
 #   the math libraries round differently on another CPU, see {doc}`06_ablation_components`).
-#   The reading did not change (before: J 49.0, K 23.5).
+#   The reading did not change (before: J 49.0, K 23.5; `report.json` at commit
+#   `b6bfe66`).
 # * **F comes closest: no dilation and one body colour.** It meets:
 #   * C2: part 85.0 against body 62.4;
 #   * C3: −0.5 px;

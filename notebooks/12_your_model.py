@@ -185,9 +185,10 @@ history[0], history[-1]
 #   ranks in float32 itself.
 # * **`torch.compile`**: with `validate=False` the loss traces into one graph (it makes its
 #   random draws first). At paper scale on 2 CPU threads, `benchmarks/bench_loss.py --compile`
-#   measured 5.2 ms per forward + backward compiled against 8.1 ms eager (2 December VM). The
-#   compiled loss differs from the eager one in the last bits, so a compiled run does not
-#   reproduce an eager one bit for bit.
+#   measured 5.98 ms per forward + backward compiled against 9.44 ms eager (2 December VM;
+#   its output: `results/measurements/bench_loss_compile.txt`). The compiled loss differs
+#   from the eager one in the last bits, so a compiled run does not reproduce an eager one
+#   bit for bit.
 # * **Flips and rotations** as $A$: `ViewConfig(flip=True, rotate=90)`, with the
 #   `pixel_mask` of the section above.
 # * **Each term on its own** (to ablate, or to build a variant): `ppc.cross_prototype_loss`,

@@ -156,3 +156,12 @@ def test_benchmark_scripts_default_to_folders_of_the_repository(tmp_path, monkey
         assert script.main([*argv, "--seeds", "0"]) == 1
     assert seen == [str(ROOT / "runs" / "base_table" / "CAM" / "seed0"),
                     str(ROOT / "runs" / "design" / "A" / "cam-seed0")]
+
+
+def test_resize_conventions_reproduces_its_stored_measurement():
+    # book/paper_vs_code.md quotes results/measurements/resize_conventions.txt: seeded
+    # float64 maps, printed to 4 decimals, so a rerun prints the same table
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "resize_conventions.py")],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    stored = (ROOT / "results" / "measurements" / "resize_conventions.txt").read_text()
+    assert out == stored

@@ -41,6 +41,13 @@ def require_bool(name: str, value) -> None:
         raise ValueError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
 
 
+def require_generator(generator) -> None:
+    """Raise ``ValueError`` unless ``generator`` is a ``torch.Generator`` or None."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator (or None), got "
+                         f"{type(generator).__name__}; pass e.g. torch.Generator().manual_seed(0)")
+
+
 def require_floating(name: str, value: Tensor, shape_doc: str) -> None:
     if not value.is_floating_point():
         raise ValueError(
@@ -168,11 +175,14 @@ def replace_fields(obj, changes: dict):
     return dataclasses.replace(obj, **changes)
 
 
-def check_scales(scales) -> None:
-    """A ``ValueError`` unless ``scales`` is one or more finite factors > 0."""
+def check_scales(scales, max_scale: float = math.inf) -> None:
+    """A ``ValueError`` unless ``scales`` is one or more finite factors in
+    ``(0, max_scale]``."""
     if isinstance(scales, (str, bytes)) or not isinstance(scales, Iterable) or not scales \
-            or not all(is_number(v) and 0 < v < math.inf for v in scales):
-        raise ValueError(f"scales must be one or more finite factors > 0 (the official "
+            or not all(is_number(v) and 0 < v < math.inf and v <= max_scale for v in scales):
+        bound = "finite factors > 0" if max_scale == math.inf else \
+            f"factors in (0, {max_scale:g}]"
+        raise ValueError(f"scales must be one or more {bound} (the official "
                          f"(0.5, 1.0, 1.5, 2.0)), got {scales!r}")
 
 
@@ -184,6 +194,30 @@ def as_device(device) -> torch.device:
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"device must be a torch.device or a name such as 'cpu', 'cuda' or "
                          f"'cuda:0', got {device!r} ({first_line(exc)})") from None
+
+
+def require_transform(owner: str, transform) -> None:
+    """Raise ``ValueError`` unless a dataset's ``transform`` is None or callable."""
+    if transform is not None and not callable(transform):
+        raise ValueError(f"{owner} transform must be None or a callable applied to each sample "
+                         f"dict (e.g. ppc.data.eval_transform()), got {transform!r} "
+                         f"({type(transform).__name__})")
+
+
+def index_error(index, size: int, what: str) -> IndexError:
+    """The error for an item ``index`` outside a dataset of ``size`` items (``what`` names
+    it): an ``IndexError`` still, as iteration by ``__getitem__`` stops on it."""
+    return IndexError(f"index {index} is out of range: {what} has {size} items; pass an "
+                      f"index in [0, {size})")
+
+
+def require_int(name: str, value, minimum: int = 1, what: str = "") -> int:
+    """``value`` as an int, or a ``ValueError`` unless it is an int (Python or NumPy, not a
+    bool) >= ``minimum``; ``what`` says what it counts, e.g. ``" (channels)"``."""
+    if not is_int(value) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}{what}, got {value!r} "
+                         f"({type(value).__name__})")
+    return int(value)
 
 
 def is_int(value) -> bool:

@@ -174,7 +174,7 @@ def same_run(config, seed: int, results: Path = RESULTS, exclude: Path | None = 
             continue
         if not (folder / "notebook.ipynb").exists():
             continue
-        stored = RunConfig(**read_json(summary).get("config", {}))
+        stored = RunConfig.from_dict(read_json(summary).get("config", {}), summary)
         if stored.identity() == identity:
             return folder
     return None

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._checks import check_field_types, replace_fields
+from ._checks import check_field_types, check_scales, replace_fields
 from .data.synthetic import SyntheticConfig
 from .loss import PPCConfig
 from .models.backbones import SMALL_DILATIONS
@@ -166,9 +166,7 @@ class RunConfig:
         if not 0 <= self.png_threshold <= 1:
             raise ValueError(f"png_threshold must be in [0, 1] (a background score for "
                              f"CAMs normalised to [0, 1]), got {self.png_threshold}")
-        if not self.scales or any(not 0 < s <= MAX_SCALE for s in self.scales):
-            raise ValueError(f"scales must be one or more factors in (0, {MAX_SCALE}] (the "
-                             f"official (0.5, 1.0, 1.5, 2.0)), got {tuple(self.scales)}")
+        check_scales(tuple(self.scales), MAX_SCALE)
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1 (or None: torch's default), got "
                              f"{self.threads}")
@@ -248,12 +246,28 @@ class RunConfig:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"cannot read a run config from {path} ({err}); pass a "
                              "config.json written by a run") from None
+        return cls.from_dict(values, path)
+
+    @classmethod
+    def from_dict(cls, values, source) -> RunConfig:
+        """The config of the field values ``values`` (as ``to_dict`` gives them) read from
+        ``source`` (a file, named in every error: unknown fields, refused values)."""
         if not isinstance(values, dict):
-            raise ValueError(f"{path} holds no run config (a JSON object of RunConfig fields)")
+            raise ValueError(f"{source} holds no run config (a JSON object of RunConfig "
+                             "fields)")
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise ValueError(f"{path}: unknown RunConfig field(s) {unknown}")
-        return cls(**values)
+            raise ValueError(f"{source}: unknown RunConfig field(s) {unknown}")
+        try:
+            return cls(**values)
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from None
+
+    def changed_fields(self, other: RunConfig) -> list[str]:
+        """The fields of :meth:`identity` in which ``other`` differs (runtime fields such as
+        ``threads`` do not count)."""
+        mine, theirs = self.identity(), other.identity()
+        return sorted(k for k in mine if mine[k] != theirs.get(k))
 
     @classmethod
     def from_flat(cls, start: RunConfig | None = None, /, **flat) -> RunConfig:

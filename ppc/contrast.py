@@ -21,6 +21,8 @@ from ._checks import (
     require_bool,
     require_finite,
     require_floating,
+    require_generator,
+    require_int,
     require_integer,
     require_labels,
     require_match,
@@ -37,12 +39,6 @@ PROTOS_DOC = "[P, D]"
 _EXCLUDED_LOGIT = -1e9
 
 
-def _require_generator(generator) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator (or None), got "
-                         f"{type(generator).__name__}; pass e.g. torch.Generator().manual_seed(0)")
-
-
 def _check_mining_fractions(skip_fraction, keep_fraction, prefix: str = "") -> None:
     """The rules of :func:`mining_band`; ``prefix`` names the caller's arguments."""
     skip_name, keep_name = f"{prefix}skip_fraction", f"{prefix}keep_fraction"
@@ -57,7 +53,7 @@ def _check_mining_fractions(skip_fraction, keep_fraction, prefix: str = "") -> N
         )
 
 
-def _check_sampling_fractions(random_fraction, hard_fraction, hard_upper, prefix: str = "",
+def check_sampling_fractions(random_fraction, hard_fraction, hard_upper, prefix: str = "",
                               off: str | None = "") -> None:
     """The rules of :class:`ppc.PPCConfig` on hard pixel sampling's fractions; ``prefix``
     names the caller's arguments, ``off`` says how to switch sampling off (None: it is off,
@@ -282,9 +278,7 @@ def mining_band(num_prototypes: int, skip_fraction: float, keep_fraction: float)
     ``keep = round(P * keep_fraction)`` are used. The defaults 3/21 and 10/21 give the
     official ranks 3..12 (0-based) of 21, i.e. the ~60% hardest minus the very hardest.
     """
-    if not is_int(num_prototypes) or num_prototypes < 1:
-        raise ValueError(f"num_prototypes must be an int >= 1, got {num_prototypes!r}")
-    num_prototypes = int(num_prototypes)
+    num_prototypes = require_int("num_prototypes", num_prototypes)
     _check_mining_fractions(skip_fraction, keep_fraction)
     skip = min(round(num_prototypes * skip_fraction), num_prototypes - 1)
     keep = max(1, min(round(num_prototypes * keep_fraction), num_prototypes - skip))
@@ -436,17 +430,15 @@ def hard_pixel_sampling(
     times each pixel is drawn (``[M]``: 0, 1 or 2). ``validate`` checks that the kept
     pixels' targets lie in ``[0, num_classes)`` (one host-device sync).
     """
-    _check_sampling_fractions(random_fraction, hard_fraction, hard_upper)
+    check_sampling_fractions(random_fraction, hard_fraction, hard_upper)
     if balance not in SAMPLING_BALANCES:
         raise ValueError(f"balance must be one of {SAMPLING_BALANCES}, got {balance!r}")
-    if not is_int(num_classes) or num_classes < 1:
-        raise ValueError(f"num_classes must be an int >= 1 (the number of prototypes, "
-                         f"background included), got {num_classes!r}")
-    num_classes = int(num_classes)
+    num_classes = require_int("num_classes", num_classes,
+                              what=" (the number of prototypes, background included)")
     if not is_int(background) or not 0 <= background < num_classes:
         raise ValueError(f"background must be a class index in [0, {num_classes}), got "
                          f"{background!r}")
-    _require_generator(generator)
+    require_generator(generator)
     require_bool("return_draws", return_draws)
     require_bool("validate", validate)
     shapes = {"similarity": similarity, "targets": targets, "keep": keep}
@@ -542,13 +534,13 @@ def intra_view_loss(
                        ("mining_exclude_positive", mining_exclude_positive)):
         require_bool(name, flag)
     _check_mining_fractions(mining_skip_fraction, mining_keep_fraction, prefix="mining_")
-    _check_sampling_fractions(sampling_random_fraction, sampling_hard_fraction,
+    check_sampling_fractions(sampling_random_fraction, sampling_hard_fraction,
                               sampling_hard_upper, "sampling_",
                               ", or pass sampling=False" if sampling else None)
     if sampling_balance not in SAMPLING_BALANCES:
         raise ValueError(f"sampling_balance must be one of {SAMPLING_BALANCES}, got "
                          f"{sampling_balance!r}")
-    _require_generator(generator)
+    require_generator(generator)
     targets, keep = flatten_labels(labels, ignore_index, valid)
     logits = prototype_logits(embeddings, prototypes, tau, valid)
     return intra_from_logits(

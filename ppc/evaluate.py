@@ -443,17 +443,20 @@ def threshold_curve(samples: Iterable, num_classes: int, thresholds=None,
     return sweep.compute()
 
 
-def _check_names(name: str, value, example: str) -> list:
-    """``value`` as a list, or a ``ValueError`` unless it is a collection of strings (a
-    single string would be read as its characters)."""
-    values = None
-    if not isinstance(value, (str, bytes)) and isinstance(value, Iterable):
-        values = list(value)
-    if values is None or not all(isinstance(v, str) for v in values):
-        shown = repr(value if values is None else next(
-            v for v in values if not isinstance(v, str)))
+def _check_names(name: str, value, example: str, convert: bool = False) -> list[str]:
+    """``value`` as a list of strings (``convert``: its items through ``str``, as ids), or a
+    ``ValueError`` unless it is a collection of them (a single string would be read as its
+    characters)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise ValueError(f"{name} must be a list of strings ({example}), got "
-                         f"{shown[:80]} ({type(value).__name__})")
+                         f"{repr(value)[:80]} ({type(value).__name__})")
+    values = list(value)
+    if convert:
+        return [str(v) for v in values]
+    for v in values:
+        if not isinstance(v, str):
+            raise ValueError(f"{name} must be a list of strings ({example}), got the item "
+                             f"{repr(v)[:80]} ({type(v).__name__})")
     return values
 
 
@@ -469,7 +472,7 @@ def per_image_report(samples: Iterable, num_classes: int, bg_threshold: float,
     """
     k = _check_num_classes(num_classes)
     ignore_index = _check_ignore_index(ignore_index)
-    ids = _check_names("ids", ids, "one id per sample, e.g. dataset.ids")
+    ids = _check_names("ids", ids, "one id per sample, e.g. dataset.ids", convert=True)
     if class_names is None:
         columns = [f"iou_{c}" for c in range(k)]
     else:

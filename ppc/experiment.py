@@ -128,8 +128,9 @@ def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dic
     digest = weights_digest(config)
     if summary_path.exists() and not force:
         summary = read_json(summary_path)
-        stored, wanted = RunConfig(**summary.get("config", {})).identity(), config.identity()
-        if stored == wanted:
+        changed = config.changed_fields(RunConfig.from_dict(summary.get("config", {}),
+                                                            summary_path))
+        if not changed:
             trained_from = summary.get("weights_sha256")
             require_same_weights(trained_from, digest, config, f"{out} holds a run that",
                                  "pass a new out_dir, or force=True (--force) to retrain "
@@ -138,14 +139,11 @@ def run(config: RunConfig, *, progress: bool = True, force: bool = False) -> dic
                 print(f"note: {out} is reused without checking that {config.weights} is the "
                       "file it was trained from (its summary predates that check)")
             return summary if rank == 0 else {}
-        changed = sorted(k for k in stored if stored[k] != wanted.get(k))
         raise ValueError(
             f"{out} holds a finished run of another configuration (differs in {changed}); "
             "pass a new out_dir, or force=True (--force) to replace it")
     if config.data_root is not None:  # a broken evaluation split fails now, not after training
         build_dataset(config, config.eval_split, train=False)
-    if rank == 0:  # force: the summary of the run being replaced no longer describes it
-        summary_path.unlink(missing_ok=True)
     started = time.perf_counter()
     # force: train from the start (a finished run's checkpoint would otherwise be resumed)
     train(config.replace(resume=False) if force else config, progress=progress)
@@ -228,7 +226,7 @@ def seed_coverage(run_dir: str | Path, bg_threshold: float | None = None) -> dic
         raise FileNotFoundError(f"{summary_path} not found: seed_coverage needs a finished "
                                 "run folder (ppc.experiment.run)")
     summary = read_json(summary_path)
-    config = RunConfig(**summary["config"])
+    config = RunConfig.from_dict(summary.get("config"), summary_path)
     if bg_threshold is None:
         bg_threshold = summary["best_threshold"]
     data = _benchmark_of(config, config.eval_split, "seed_coverage").data

@@ -24,8 +24,8 @@ from ._checks import (
     as_device,
     blocking_file,
     check_scales,
-    is_int,
     require_floating,
+    require_int,
     require_score,
     require_tensor,
 )
@@ -89,9 +89,7 @@ def infer(model, dataset, out_dir: str | Path, *, scales=(0.5, 1.0, 1.5, 2.0), f
     network together; those of different sizes (VOC) in separate forward passes."""
     check_scales(scales)
     require_score("png_threshold", png_threshold)
-    if not is_int(batch_size) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r} "
-                         f"({type(batch_size).__name__}); pass a whole number such as 1")
+    batch_size = require_int("batch_size", batch_size)
     device = as_device(device)
     if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir).strip():
         raise ValueError(f"out_dir must be the path of the folder to write the seeds into, got "

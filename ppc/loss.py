@@ -14,12 +14,14 @@ from ._checks import (
     replace_fields,
     require_finite,
     require_floating,
+    require_generator,
     require_match,
     require_tensor,
 )
 from .cams import background_confidence, check_cams_and_labels, normalize_cams, pseudo_labels
 from .contrast import (
     SAMPLING_BALANCES,
+    check_sampling_fractions,
     flatten_labels,
     intra_from_logits,
     logit_maps,
@@ -106,21 +108,11 @@ class PPCConfig:
             if not 0 <= getattr(self, name) < math.inf:
                 raise ValueError(f"PPCConfig.{name} must be a finite number >= 0, got "
                                  f"{getattr(self, name)!r}")
-        for name in ("sampling_random_fraction", "sampling_hard_fraction", "sampling_hard_upper"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"PPCConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
-        if self.sampling_hard_fraction > self.sampling_hard_upper:
-            raise ValueError(
-                f"PPCConfig.sampling_hard_fraction ({self.sampling_hard_fraction}) must not "
-                f"exceed sampling_hard_upper ({self.sampling_hard_upper}): the hard band is "
-                "the ranks from upper - fraction to upper (of each class's pixels, easiest "
-                "first); lower the fraction or raise the upper end")
-        if self.pixel_sampling and self.sampling_random_fraction == 0 \
-                and self.sampling_hard_fraction == 0:
-            raise ValueError("PPCConfig.sampling_random_fraction and sampling_hard_fraction are "
-                             "both 0: pixel sampling would draw no pixel and the intra term "
-                             "would be 0; raise one of them, or set pixel_sampling=False "
-                             "(--ppc.pixel_sampling false)")
+        check_sampling_fractions(
+            self.sampling_random_fraction, self.sampling_hard_fraction,
+            self.sampling_hard_upper, prefix="PPCConfig.sampling_",
+            off=", or set pixel_sampling=False (--ppc.pixel_sampling false)"
+            if self.pixel_sampling else None)
         mining_band(21, self.mining_skip_fraction, self.mining_keep_fraction)  # checks fractions
         if self.sampling_balance not in SAMPLING_BALANCES:
             raise ValueError(f"PPCConfig.sampling_balance must be one of {SAMPLING_BALANCES} "
@@ -253,9 +245,7 @@ class PixelToPrototypeContrast(nn.Module):
     ) -> dict[str, Tensor]:
         cfg = self.config
         self._check(proj_s, cams_s, proj_t, cams_t, image_labels, pixel_mask)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator (or None), got "
-                             f"{type(generator).__name__}")
+        require_generator(generator)
         # Hard pixel sampling's random keys (one per pixel, view S then T), drawn before the
         # loss: torch.compile cannot trace a torch.Generator, and breaks the graph here once
         # instead of inside the loss.

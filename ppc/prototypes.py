@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._checks import (
-    is_int,
     require_bool,
     require_finite,
     require_floating,
+    require_int,
     require_match,
     require_range,
     require_tensor,
@@ -232,9 +232,7 @@ def estimate_prototypes(
             name, "cams", cams.shape[axis], "embeddings", embeddings.shape[axis],
             "resize the CAMs to the embeddings' resolution first",
         )
-    if not is_int(top_k) or top_k < 1:
-        raise ValueError(f"top_k must be a positive int, got {top_k!r}")
-    top_k = int(top_k)
+    top_k = require_int("top_k", top_k, what=" (pixels per prototype)")
     _check_mask_and_background(pixel_mask, background, n, h, w, validate)
     if validate:
         require_finite("embeddings", embeddings)

@@ -397,7 +397,7 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
             raise ValueError(f"{ckpt_path} is not a ppc training checkpoint (it lacks "
                              f"{missing}); delete it to train from the start (or "
                              f"{_NO_RESUME})")
-        if RunConfig(**ckpt["config"]).identity() != config.identity():
+        if RunConfig.from_dict(ckpt["config"], ckpt_path).identity() != config.identity():
             raise ValueError(f"{ckpt_path} belongs to a run with another config; use a new "
                              f"out_dir or {_NO_RESUME}")
         require_same_weights(ckpt.get("weights_sha256"), initial_weights, config, ckpt_path,
@@ -417,6 +417,9 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
     elif rank == 0:
         config.save(out / "config.json")
         (out / "metrics.jsonl").write_text("")
+        # a run trained from the start here replaces any finished one: its summary (config,
+        # scores) no longer describes the folder
+        (out / "summary.json").unlink(missing_ok=True)
 
     def checkpoint():
         states = [_rng_state(generator)]
@@ -515,9 +518,7 @@ def load_run_config(out_dir: str | Path) -> RunConfig:
         recorded = read_json(summary)
         recorded = recorded.get("config") if isinstance(recorded, dict) else None
         if isinstance(recorded, dict):
-            wanted = config.identity()
-            trained = RunConfig(**recorded).identity()
-            changed = sorted(k for k in wanted if wanted[k] != trained.get(k))
+            changed = config.changed_fields(RunConfig.from_dict(recorded, summary))
             if changed:
                 raise ValueError(
                     f"{out / 'config.json'} differs from the config the run was made with "

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_field_types, is_int
+from ._checks import check_field_types, is_int, require_int
 
 #: ``apply``'s resampling modes: a plain resize (``F.interpolate``) and a flip or rotation
 #: (``F.grid_sample``)
@@ -70,9 +70,7 @@ def target_size(config: ViewConfig, height: int, width: int) -> tuple[int, int]:
     at least 8 px."""
     _require_config(config)
     for name, value in (("height", height), ("width", width)):
-        if not is_int(value) or value < 1:
-            raise ValueError(f"{name} must be the source's side in px, an int >= 1, got "
-                             f"{value!r}")
+        require_int(name, value, what=" (the source's side in px)")
     if config.size is not None:
         return config.size, config.size
     return max(8, math.floor(height * config.scale)), max(8, math.floor(width * config.scale))

@@ -169,7 +169,7 @@ def test_views_with_empty_sizes():
         views.valid_mask(rotated, -1, (8, 8))
     with pytest.raises(ValueError, match=r"size must be the target grid \(h, w\)"):
         views.valid_mask(rotated, 2, (0, 8))
-    with pytest.raises(ValueError, match="height must be the source's side in px"):
+    with pytest.raises(ValueError, match=r"height must be an int >= 1 \(the source.s side in px\)"):
         views.target_size(ViewConfig(), 0, 5)
 
 
@@ -272,7 +272,7 @@ def test_numpy_ints_are_accepted():
         assert torch.equal(views.apply(cfg, x, (np.int64(8), 8)), views.apply(cfg, x, (8, 8)))
     assert torch.equal(views.valid_mask(ViewConfig(rotate=30), np.int64(2), (np.int64(8), 8)),
                        views.valid_mask(ViewConfig(rotate=30), 2, (8, 8)))
-    with pytest.raises(ValueError, match="top_k must be a positive int"):
+    with pytest.raises(ValueError, match=r"top_k must be an int >= 1 \(pixels per prototype\)"):
         ppc.estimate_prototypes(emb, norm, image_labels, np.float64(3))
 
 

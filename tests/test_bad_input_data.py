@@ -234,8 +234,11 @@ def test_per_image_report_needs_lists_of_strings():
     samples = [(np.zeros((0, 2, 2)), np.zeros(0, np.int64), np.zeros((2, 2), np.int64))] * 2
     with pytest.raises(ValueError, match=r"ids must be a list of strings .*got 'ab' \(str\)"):
         per_image_report(samples, 3, 0.5, "ab")
-    with pytest.raises(ValueError, match=r"ids must be a list of strings .*got 1 \(list\)"):
-        per_image_report(samples, 3, 0.5, [1, 2])
+    # ids that are not strings are named by str(), as evaluate_cam_dir does
+    assert per_image_report(samples, 3, 0.5, [1, 2])["id"].tolist() == ["1", "2"]
+    with pytest.raises(ValueError, match=r"class_names must be a list of strings .*item 1 "
+                                         r"\(int\)"):
+        per_image_report(samples, 3, 0.5, ["a", "b"], class_names=[1, 2])
     with pytest.raises(ValueError, match=r"class_names must be a list of strings .*'ab'"):
         per_image_report(samples, 3, 0.5, ["a", "b"], class_names="ab")
     report = per_image_report(samples, 3, 0.5, ("a", "b"), class_names=("cat", "dog"))
@@ -246,10 +249,10 @@ def test_out_of_range_indices_are_index_errors_naming_the_size(tmp_path, val_set
     root = write_voc(tmp_path / "VOC2012", TINY, seed=3)
     voc = VOCSegmentation(root, "val")
     with pytest.raises(IndexError, match=r"index 100 is out of range: split 'val' of .* has 3 "
-                                         r"images"):
+                                         r"items"):
         voc[100]
     with pytest.raises(IndexError, match=r"index 100 is out of range: synthetic split 'val' "
-                                         r"has 3 images"):
+                                         r"has 3 items"):
         val_set[100]
     seeded = SeededDataset(val_set, seed=0)
     with pytest.raises(IndexError, match=r"index -4 is out of range: the dataset has 3 items"):

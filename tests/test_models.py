@@ -206,6 +206,8 @@ def test_network_input_and_arguments_are_checked():
             net(images)
     assert net.double()(torch.zeros(1, 3, 16, 16, dtype=torch.float64))["logits"].dtype \
         == torch.float64
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast casts the images itself
+        assert net.bfloat16()(torch.zeros(1, 3, 16, 16))["logits"].dtype == torch.bfloat16
     for kwargs, message in ((dict(num_classes=0), "num_classes must be an int >= 1, got 0"),
                             (dict(num_classes=2.0), "num_classes must be an int >= 1"),
                             (dict(num_classes=3, proj_dim=0), "proj_dim must be an int >= 1"),

@@ -102,7 +102,7 @@ def test_bad_inputs():
         ppc.estimate_prototypes(proj, norm[:, :, :5], labels)
     with pytest.raises(ValueError, match=r"batch size N of cams \(2\)"):
         ppc.estimate_prototypes(proj, norm[:2], labels[:2])
-    with pytest.raises(ValueError, match="top_k must be a positive int"):
+    with pytest.raises(ValueError, match=r"top_k must be an int >= 1"):
         ppc.estimate_prototypes(proj, norm, labels, 0)
     with pytest.raises(ValueError, match="ppc.normalize_cams"):
         ppc.estimate_prototypes(proj, cams, labels)

@@ -470,8 +470,8 @@ def test_infer_batches_images_of_different_sizes_apart(tmp_path):
     ({"seed": "3"}, "RunConfig.seed must be int"),
     ({"lr_mult": (1.0, 2.0)}, r"RunConfig.lr_mult must be a list of 4"),
     ({"threads": 0}, "threads must be >= 1"),
-    ({"scales": (0.0,)}, r"scales must be one or more factors in \(0, 8.0\]"),
-    ({"scales": (1.0, float("inf"))}, r"scales must be one or more factors in \(0, 8.0\]"),
+    ({"scales": (0.0,)}, r"scales must be one or more factors in \(0, 8\]"),
+    ({"scales": (1.0, float("inf"))}, r"scales must be one or more factors in \(0, 8\]"),
     ({"eval_split": "bogus"}, r"eval_split 'bogus' is not a split of the synthetic benchmark"),
     ({"train_split": ""}, r"train_split '' is not a split of the synthetic benchmark"),
     ({"png_threshold": 2.0}, r"png_threshold must be in \[0, 1\]"),
@@ -492,7 +492,7 @@ def test_infer_batches_images_of_different_sizes_apart(tmp_path):
      "pixel sampling would draw no pixel"),
     ({"momentum": 1.5}, r"momentum must be in \[0, 1\)"),
     ({"ppc": {"sampling_hard_fraction": 0.9, "sampling_hard_upper": 0.1}},
-     r"sampling_hard_fraction \(0.9\) must not exceed sampling_hard_upper \(0.1\)"),
+     r"sampling_hard_fraction \(0.9\) must not exceed PPCConfig.sampling_hard_upper \(0.1\)"),
     ({"weight_decay": float("inf")}, "weight_decay must be a finite number >= 0"),
     ({"seed": -1}, r"seed must be in \[0, 2\*\*32\)"),
     ({"data_seed": 2**32}, r"data_seed must be in \[0, 2\*\*32\)"),
@@ -696,3 +696,22 @@ def test_a_run_folder_whose_config_was_edited_is_refused(tmp_path, capsys):
         assert len(err.strip().splitlines()) == 1
     (out / "config.json").write_text(json.dumps({**stored, "threads": 1}))  # runtime only
     assert load_trained(out)[0].threads == 1
+
+
+def test_retraining_a_finished_run_in_place_drops_its_summary(tmp_path):
+    config = tiny(tmp_path)
+    run(config, progress=False)
+    out = Path(config.out_dir)
+    # a forced rerun that fails on its input leaves the finished run as it was
+    with pytest.raises(ValueError, match="fewer than one batch of 1000000"):
+        run(config.replace(batch_size=10**6), progress=False, force=True)
+    assert (out / "summary.json").is_file()
+    # train(resume=False), the fix train's own errors suggest, replaces the run: the old
+    # summary no longer describes it and is removed, so the folder stays usable
+    train(config.replace(seed=1, resume=False), progress=False)
+    assert not (out / "summary.json").exists()
+    assert load_trained(out)[0].seed == 1
+    # a summary of another version's fields is named in the error
+    (out / "summary.json").write_text(json.dumps({"config": {"stepz": 3}}))
+    with pytest.raises(ValueError, match=r"summary.json: unknown RunConfig field\(s\) \['stepz'\]"):
+        load_trained(out)

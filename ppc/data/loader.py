@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .._checks import check_seed, is_int
+from .._checks import check_seed, index_error, is_int, require_int
 
 
 def default_num_workers() -> int:
@@ -54,9 +54,7 @@ class SeededDataset(Dataset):
                             f"({type(index).__name__})") from None
         size = len(self.dataset)
         if not -size <= index < size:
-            # an IndexError still (iteration by __getitem__ stops on it), with the size
-            raise IndexError(f"index {index} is out of range: the dataset has {size} items; "
-                             f"pass an index in [0, {size})")
+            raise index_error(index, size, "the dataset")
         index %= size  # a negative index: the same item, seed and augmentation as its positive
         sample_seed = np.random.SeedSequence([self.seed, self.epoch, int(index)]).generate_state(1)
         sample_seed = int(sample_seed[0])
@@ -89,10 +87,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, seed: int = 0, shuffle: bo
     ``batch_size``: int >= 1; ``seed``: int in [0, 2**64); ``num_workers``: None (one per
     core, what ``-1`` means on the command line) or an int >= 0. With ``drop_last`` a
     dataset smaller than one batch is refused rather than yielding no batch."""
-    if not is_int(batch_size) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r} "
-                         f"({type(batch_size).__name__}); pass a whole number such as 8")
-    batch_size = int(batch_size)
+    batch_size = require_int("batch_size", batch_size)
     seed = check_seed(seed, "make_loader", bits=64)
     if num_workers is not None and (not is_int(num_workers) or num_workers < 0):
         raise ValueError(f"num_workers must be None (one per core, up to 8) or an int >= 0 (0: "

@@ -34,7 +34,14 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from .._checks import check_field_types, check_seed, is_int, replace_fields
+from .._checks import (
+    check_field_types,
+    check_seed,
+    index_error,
+    is_int,
+    replace_fields,
+    require_transform,
+)
 from .voc import GENERATED_MARKER, IGNORE_INDEX, write_label_png, write_voc_annotation
 
 SPLITS = ("train_aug", "val")
@@ -333,10 +340,7 @@ class SyntheticSegmentation(Dataset):
                  seed: int = 0, transform=None) -> None:
         self.config = _check_config(config, "SyntheticSegmentation")
         seed = check_seed(seed, "SyntheticSegmentation")
-        if transform is not None and not callable(transform):
-            raise ValueError(f"SyntheticSegmentation transform must be None or a callable "
-                             f"applied to each sample dict (e.g. ppc.data.eval_transform()), "
-                             f"got {transform!r} ({type(transform).__name__})")
+        require_transform("SyntheticSegmentation", transform)
         self.split, self.seed, self.transform = split, seed, transform
         self.data = generate(self.config, split, seed)
         self.ids = self.data.ids
@@ -349,10 +353,8 @@ class SyntheticSegmentation(Dataset):
         try:
             ident = self.data.ids[index]
         except IndexError:
-            # an IndexError still (iteration by __getitem__ stops on it), with the size
-            raise IndexError(f"index {index} is out of range: synthetic split {self.split!r} "
-                             f"has {len(self.data.ids)} images; pass an index in "
-                             f"[0, {len(self.data.ids)})") from None
+            raise index_error(index, len(self.data.ids),
+                              f"synthetic split {self.split!r}") from None
         sample = {
             "id": ident,
             "image": tv_tensors.Image(torch.from_numpy(self.data.images[index]).permute(2, 0, 1)),

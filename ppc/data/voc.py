@@ -35,6 +35,8 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
+from .._checks import index_error, require_transform
+
 IGNORE_INDEX = 255
 
 VOC_CLASSES = (
@@ -210,10 +212,7 @@ class VOCSegmentation(Dataset):
             raise ValueError(f"VOCSegmentation root must be the path of the dataset folder (str "
                              f"or Path), got {root!r}; pass e.g. data_root='.../VOC2012': "
                              f"{LAYOUT}")
-        if transform is not None and not callable(transform):
-            raise ValueError(f"VOCSegmentation transform must be None or a callable applied to "
-                             f"each sample dict (e.g. ppc.data.eval_transform()), got "
-                             f"{transform!r} ({type(transform).__name__})")
+        require_transform("VOCSegmentation", transform)
         self.root = Path(root)
         self.split = split
         self.transform = transform
@@ -359,10 +358,8 @@ class VOCSegmentation(Dataset):
         try:
             ident = self.ids[index]
         except IndexError:
-            # an IndexError still (iteration by __getitem__ stops on it), with the size
-            raise IndexError(f"index {index} is out of range: split {self.split!r} of "
-                             f"{self.root} has {len(self.ids)} images; pass an index in "
-                             f"[0, {len(self.ids)})") from None
+            raise index_error(index, len(self.ids), f"split {self.split!r} of {self.root}") \
+                from None
         path = self.root / "JPEGImages" / f"{ident}.jpg"
         try:
             with Image.open(path) as image:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import is_int
+from .._checks import require_int
 
 
 def check_images(x: Tensor) -> None:
@@ -48,9 +48,7 @@ class SmallNet(nn.Module):
 
     def __init__(self, width: int = 32, dilations: tuple[int, int] = SMALL_DILATIONS) -> None:
         super().__init__()
-        if not is_int(width) or width < 1:
-            raise ValueError(f"width must be an int >= 1 (channels of the first block), got "
-                             f"{width!r}")
+        width = require_int("width", width, what=" (channels of the first block)")
         if len(dilations) != 2 or any(int(d) != d or d < 1 for d in dilations):
             raise ValueError(f"dilations must be two integers >= 1 (blocks 5 and 6), got "
                              f"{tuple(dilations)}")

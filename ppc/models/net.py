@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import is_int, is_number
+from .._checks import is_number, require_int
 from .backbones import SMALL_DILATIONS, SmallNet, TorchvisionResNet, pixel_correlation
 
 BASES = ("cam", "seam", "full")
@@ -41,9 +41,8 @@ class WSSSNet(nn.Module):
         super().__init__()
         if base not in BASES:
             raise ValueError(f"unknown base {base!r}; expected one of {BASES}")
-        for name, value in (("num_classes", num_classes), ("proj_dim", proj_dim)):
-            if not is_int(value) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        num_classes = require_int("num_classes", num_classes)
+        proj_dim = require_int("proj_dim", proj_dim)
         if not is_number(dropout) or not 0 <= dropout < 1:
             raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
         self.backbone, self.base, self.num_classes = backbone, base, num_classes
@@ -69,10 +68,11 @@ class WSSSNet(nn.Module):
     def forward(self, images: Tensor, project: bool = True) -> dict[str, Tensor]:
         weight = self.cam_head.weight
         if isinstance(images, Tensor) and images.is_floating_point() \
-                and images.dtype != weight.dtype:
+                and images.dtype != weight.dtype \
+                and not torch.is_autocast_enabled(images.device.type):  # autocast casts
             raise ValueError(f"images are {images.dtype} but the network's weights are "
-                             f"{weight.dtype}; convert the images with .to({weight.dtype}) "
-                             "(under autocast, pass them as the weights' dtype too)")
+                             f"{weight.dtype}; convert the images with .to({weight.dtype}), "
+                             "or run the network under torch.autocast")
         feats = self.backbone(images)
         x = self.dropout(feats["feat"])  # one dropout mask for both heads, as the official
         logits = self.cam_head(x)

@@ -606,6 +606,10 @@ def intra_from_logits(
 def similarity_maps(embeddings: Tensor, prototypes: Tensor) -> Tensor:
     """Cosine similarity ``v_i . p_c`` of every pixel to every prototype:
     ``embeddings`` ``[N, D, H, W]``, ``prototypes`` ``[P, D]`` -> ``[N, P, H, W]``."""
+    require_tensor("embeddings", embeddings, EMB_DOC, 4)
+    require_tensor("prototypes", prototypes, PROTOS_DOC, 2)
+    require_match("embedding dimension D", "prototypes", prototypes.shape[1], "embeddings",
+                  embeddings.shape[1])
     n, _, h, w = embeddings.shape
     return logit_maps(embeddings, prototypes, tau=1.0).view(n, -1, h, w)
 
@@ -613,6 +617,7 @@ def similarity_maps(embeddings: Tensor, prototypes: Tensor) -> Tensor:
 def nce_map(embeddings: Tensor, labels: Tensor, prototypes: Tensor, tau: float = 0.1,
             valid: Tensor | None = None) -> Tensor:
     """``F(v_i; y_i; P)`` of every pixel, ``[N, H, W]`` (for figures; no ignore label)."""
+    _check(embeddings, labels, prototypes, valid, tau, None, validate=True)
     n, _, h, w = embeddings.shape
     logits = logit_maps(embeddings, prototypes, tau)
     if valid is not None:

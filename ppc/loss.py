@@ -114,6 +114,11 @@ class PPCConfig:
             off=", or set pixel_sampling=False (--ppc.pixel_sampling false)"
             if self.pixel_sampling else None)
         mining_band(21, self.mining_skip_fraction, self.mining_keep_fraction)  # checks fractions
+        if self.mining_skip_fraction + self.mining_keep_fraction > 1 + 1e-9:
+            raise ValueError(
+                f"PPCConfig.mining_skip_fraction + mining_keep_fraction must be <= 1 (the band "
+                f"of kept prototypes would run past the last one and be cut short), got "
+                f"{self.mining_skip_fraction!r} + {self.mining_keep_fraction!r}")
         if self.sampling_balance not in SAMPLING_BALANCES:
             raise ValueError(f"PPCConfig.sampling_balance must be one of {SAMPLING_BALANCES} "
                              f"('classes': the official code), got {self.sampling_balance!r}")

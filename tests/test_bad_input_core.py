@@ -326,3 +326,18 @@ def test_checks_make_no_sync_without_validate():
         ppc.estimate_prototypes(c_emb, norm, image_labels, 3, pixel_mask=mask,
                                 background=background, validate=False)
     assert mode.syncs == []
+
+
+def test_figure_helpers_check_their_inputs():
+    from ppc.contrast import nce_map, similarity_maps
+
+    emb, protos = torch.randn(2, 4, 3, 3), torch.randn(5, 4)
+    labels = torch.randint(0, 5, (2, 3, 3))
+    assert similarity_maps(emb, protos).shape == (2, 5, 3, 3)
+    assert nce_map(emb, labels, protos).shape == (2, 3, 3)
+    with pytest.raises(ValueError, match=r"embedding dimension D of prototypes \(3\)"):
+        similarity_maps(emb, torch.randn(5, 3))
+    with pytest.raises(ValueError, match=r"labels must have shape \[N, H, W\]"):
+        nce_map(emb, labels[:, :2], protos)
+    with pytest.raises(ValueError, match=r"labels must hold class indices in \[0, 4\]"):
+        nce_map(emb, labels + 5, protos)

@@ -278,3 +278,12 @@ def test_cams_to_prediction_needs_class_indices(keys):
                                          r"\(in \[0, 32767\]\)"):
         cams_to_prediction(np.ones((1, 2, 2), np.float32), keys, 0.5)
     assert cams_to_prediction(np.ones((1, 2, 2), np.float32), [32767], 0.5).max() == 32768
+
+
+def test_voc_class_names_must_be_a_list_of_names(tmp_path):
+    root = write_voc(tmp_path / "VOC2012", TINY, seed=3)
+    for bad in ("ab", ["cat", 3], ["cat", " "]):
+        with pytest.raises(ValueError, match=r"class_names must be a list of the foreground"):
+            VOCSegmentation(root, "val", class_names=bad)
+    names = VOCSegmentation(root, "val").class_names
+    assert VOCSegmentation(root, "val", class_names=list(names)).class_names == names

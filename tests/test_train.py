@@ -491,6 +491,8 @@ def test_infer_batches_images_of_different_sizes_apart(tmp_path):
     ({"ppc": {"sampling_random_fraction": 0.0, "sampling_hard_fraction": 0.0}},
      "pixel sampling would draw no pixel"),
     ({"momentum": 1.5}, r"momentum must be in \[0, 1\)"),
+    ({"ppc": {"mining_skip_fraction": 0.9, "mining_keep_fraction": 0.9}},
+     r"mining_skip_fraction \+ mining_keep_fraction must be <= 1 .*got 0.9 \+ 0.9"),
     ({"ppc": {"sampling_hard_fraction": 0.9, "sampling_hard_upper": 0.1}},
      r"sampling_hard_fraction \(0.9\) must not exceed PPCConfig.sampling_hard_upper \(0.1\)"),
     ({"weight_decay": float("inf")}, "weight_decay must be a finite number >= 0"),

@@ -223,6 +223,11 @@ class VOCSegmentation(Dataset):
             raise DatasetLayoutError(f"VOC root {self.root} does not exist: {LAYOUT}")
         if not (self.root / "JPEGImages").is_dir():
             raise DatasetLayoutError(f"{self.root} has no JPEGImages/ folder: {LAYOUT}")
+        if class_names is not None and (isinstance(class_names, (str, bytes)) or not all(
+                isinstance(n, str) and n.strip() for n in class_names)):
+            raise ValueError(f"VOCSegmentation class_names must be a list of the foreground "
+                             f"class names (e.g. ppc.data.voc.VOC_CLASSES), got "
+                             f"{repr(class_names)[:80]}")
         self.class_names = tuple(class_names or self._read_class_names())
         self.ids = self._read_ids(split)
         images = {entry.name for entry in os.scandir(self.root / "JPEGImages")}

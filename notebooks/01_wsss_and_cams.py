@@ -63,7 +63,7 @@ bench
 
 # %%
 eval_set = SyntheticSegmentation(bench, "train", seed=0, transform=eval_transform("synthetic"))
-samples = [eval_set[i] for i in range(num_images)]
+samples = [eval_set[i] for i in range(min(num_images, len(eval_set)))]
 print(f"{len(eval_set)} images with pixel masks in the 'train' split, "
       f"classes: {', '.join(bench.names)}")
 

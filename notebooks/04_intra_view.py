@@ -169,7 +169,7 @@ shares = intra_weight_shares(run_dir, images=weight_images, seed=seed, device=de
 
 # %%
 moved = shares["background labelled an object"]
-print(f"{weight_images} images; background labelled as an object: "
+print(f"{shares.attrs['images']} images; background labelled as an object: "
       f"{100 * moved.iloc[0]:.1f}% of the weight under the mean over pixels, "
       f"{100 * moved.iloc[1]:.1f}% class-balanced, {100 * moved.iloc[2]:.1f}% with the "
       "official sampling")

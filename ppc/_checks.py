@@ -280,6 +280,16 @@ def check_output(output: str | Path, name: str = "output",
     if not os.access(output.parent, os.W_OK):
         raise ValueError(f"cannot write {output}: the folder {output.parent} is not "
                          "writable; pass a path you can write to")
+    if output.exists() and not os.access(output, os.W_OK):
+        raise ValueError(f"cannot write {output}: the file is read-only; pass a path you can "
+                         "write to")
+    if not output.exists():  # some folders refuse new files whatever their mode (/sys)
+        try:
+            output.touch(exist_ok=False)
+            output.unlink()
+        except OSError as err:
+            raise ValueError(f"cannot write {output} ({first_line(err)}); pass a path you "
+                             "can write to") from None
     return output
 
 

@@ -103,6 +103,12 @@ def training_config(dataset: str = "synthetic", voc_root: str | Path = "results/
                         ("batch_size", batch_size)):
         if value is not None:
             changes[name] = str(value) if name == "weights" else value
+    twice = sorted(set(extra or {}) & set(changes))
+    if twice:
+        given = {"data_root": "voc_root", "dataset": "dataset"}
+        raise ValueError(f"extra sets {twice}, which the notebook's own parameters set "
+                         f"({', '.join(given.get(k, k) for k in twice)}); pass them as "
+                         "parameters, not in extra")
     return RunConfig.from_flat(RunConfig.preset(preset, data_root=str(voc_root)), **changes,
                                **(extra or {}))
 

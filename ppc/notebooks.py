@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import math
 import os
 import sys
@@ -71,6 +72,19 @@ def check_parameters(name: str, parameters: dict) -> None:
             if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
                 refuse("a dict of RunConfig fields, flat (nested ones joined by __)",
                        {"steps": 50, "ppc__top_k": 16})
+            if "steps" in value and parameters.get("epochs") is not None:
+                raise ValueError(f"{name}: epochs and extra's steps both set the training's "
+                                 "length; pass one of them")
+        elif key == "device":
+            _check_device(name, value, allow_auto=default == "auto")
+        elif key == "family":
+            if value != default:
+                refuse(f"{default!r}: this chapter reads and discusses the {default!r} family; "
+                       "each family has its own chapter", default)
+        elif key.endswith("_path"):
+            if not isinstance(value, (str, os.PathLike)) or not (NOTEBOOKS / value).is_file():
+                refuse("the path of an existing file (relative paths start at notebooks/)",
+                       default)
         elif key == "seed":
             if not is_int(value) or not 0 <= value < 2**32:
                 refuse("an int in [0, 2**32)", 0)
@@ -100,6 +114,30 @@ def check_parameters(name: str, parameters: dict) -> None:
                 refuse("a dict", default)
 
 
+def _check_device(name: str, value, allow_auto: bool) -> None:
+    """A ``ValueError`` unless ``value`` names a device this machine has ("auto" where the
+    notebook resolves it itself)."""
+    import torch
+
+    from ._checks import as_device
+
+    example = "'auto', 'cpu' or 'cuda'" if allow_auto else "'cpu' or 'cuda'"
+    if allow_auto and value == "auto":
+        return
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: parameter device must be {example}, got {value!r}")
+    try:
+        device = as_device(value)
+    except ValueError:
+        raise ValueError(f"{name}: parameter device must be {example}, got {value!r}") \
+            from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"{name}: parameter device must be {example}, got {value!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name}: parameter device is {value!r}, but torch finds no CUDA "
+                         "device on this machine; pass device = 'cpu'")
+
+
 def execute(name: str, parameters: dict | None = None, output: str | Path | None = None,
             progress: bool = True, cwd: str | Path | None = None) -> Path:
     """Run ``notebooks/<name>.py`` with papermill; write the executed notebook to ``output``
@@ -113,7 +151,8 @@ def execute(name: str, parameters: dict | None = None, output: str | Path | None
     if not source.exists():
         raise FileNotFoundError(f"no notebook {source}; known: {', '.join(notebook_names())}")
     check_parameters(name, parameters or {})
-    output = check_output(output if output is not None else NOTEBOOKS / f"{name}.ipynb")
+    output = check_notebook_output(output if output is not None else
+                                   NOTEBOOKS / f"{name}.ipynb")
     notebook = jupytext.read(source)
     for index, cell in enumerate(notebook.cells):  # stable ids: re-runs diff only in outputs
         cell.id = f"cell-{index}"
@@ -133,6 +172,16 @@ def execute(name: str, parameters: dict | None = None, output: str | Path | None
             os.environ["PPC_QUIET"] = env_before
     _strip_papermill_metadata(output)
     return output
+
+
+def check_notebook_output(output) -> Path:
+    """:func:`ppc._checks.check_output` for an executed notebook: a ``.ipynb`` path (never a
+    notebook's ``.py`` source, which the notebook JSON would overwrite)."""
+    path = check_output(output, "output", "/tmp/run.ipynb")
+    if path.suffix != ".ipynb":
+        raise ValueError(f"output {path} must be a .ipynb file (the executed notebook); pass "
+                         f"e.g. {path.with_suffix('.ipynb')}")
+    return path
 
 
 def _strip_papermill_metadata(path: Path) -> None:
@@ -177,14 +226,21 @@ _WORDS = {"true": True, "false": False, "none": None, "null": None}
 
 
 def _value(text: str):
-    """A Python literal (``3``, ``0.5``, ``{"steps": 50}``); ``true``/``false``/``none`` in
-    any case; else the text itself (a string)."""
+    """A Python literal (``3``, ``0.5``, ``{"steps": 50}``) or JSON (``{"flip": true}``);
+    ``true``/``false``/``none`` in any case; else the text itself (a string). Text that
+    opens a dict or a list but parses as neither raises ``ValueError``."""
     if text.lower() in _WORDS:
         return _WORDS[text.lower()]
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
-        return text
+        pass
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        if text.lstrip()[:1] in ("{", "["):
+            raise ValueError(f"{text!r} is neither a Python literal nor JSON ({err})") from None
+    return text
 
 
 def main(argv=None) -> int:
@@ -205,7 +261,16 @@ def main(argv=None) -> int:
     unknown = sorted(set(names) - set(known))
     if unknown:
         parser.error(f"no notebook(s) {unknown}; known: {', '.join(known)}")
-    parameters = {k: _value(v) for k, v in args.parameter}
+    repeated = sorted({k for k, _ in args.parameter
+                       if sum(key == k for key, _ in args.parameter) > 1})
+    if repeated:
+        parser.error(f"parameter(s) {repeated} given more than once; pass each once")
+    parameters = {}
+    for key, text in args.parameter:
+        try:
+            parameters[key] = _value(text)
+        except ValueError as err:
+            parser.error(f"-p {key}: {err}")
     for name in names:  # papermill would only warn, and run with the default instead
         accepted = parameter_names(name)
         extra = sorted(set(parameters) - set(accepted))
@@ -220,7 +285,7 @@ def main(argv=None) -> int:
     output = None
     if args.output is not None:
         try:
-            output = check_output(args.output)
+            output = check_notebook_output(args.output)
         except ValueError as err:
             parser.error(f"-o/--output: {err}")
     import papermill

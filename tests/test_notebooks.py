@@ -7,6 +7,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+import torch
 
 from ppc.notebooks import execute, notebook_names
 
@@ -77,6 +78,7 @@ def test_runner_refuses_unknown_notebooks_and_parameters_before_running(capsys):
     # booleans and None in any case (a plain "false" string would be truthy)
     assert [_value(v) for v in ("false", "True", "none", "3", "0.5", "{'a': 1}", "cpu")] == [
         False, True, None, 3, 0.5, {"a": 1}, "cpu"]
+    assert _value('{"steps": 2, "flip": true}') == {"steps": 2, "flip": True}  # JSON too
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -96,6 +98,13 @@ def test_runner_refuses_unknown_notebooks_and_parameters_before_running(capsys):
     (["-p", "seed", "-1"], "parameter seed must be an int in [0, 2**32), got -1"),
     (["-p", "use_ppc", "yes"], "parameter use_ppc must be True or False, got 'yes' (str)"),
     (["-p", "out_dir", "none"], "parameter out_dir must be a string, got None"),
+    (["-p", "extra", '{"steps": 2'], "-p extra: '{\"steps\": 2' is neither a Python literal "
+                                     "nor JSON"),
+    (["-p", "epochs", "1", "-p", "extra", "{'steps': 2}"],
+     "05_training: epochs and extra's steps both set the training's length"),
+    (["-p", "seed", "1", "-p", "seed", "2"], "parameter(s) ['seed'] given more than once"),
+    (["-p", "device", "bogus"], "parameter device must be 'auto', 'cpu' or 'cuda', got 'bogus'"),
+    (["-o", "notebooks/05_training.py"], "output notebooks/05_training.py must be a .ipynb"),
 ])
 def test_runner_refuses_bad_parameter_values_before_running(monkeypatch, capsys, argv,
                                                             message):
@@ -115,8 +124,28 @@ def test_parameters_are_checked_by_execute_too(tmp_path):
     with pytest.raises(ValueError, match=r"parameter epochs must be None .* got 0 \(int\)"):
         execute("05_training", {"epochs": 0}, output=tmp_path / "x.ipynb", progress=False)
     assert not (tmp_path / "x.ipynb").exists()
-    check_parameters("05_training", {"epochs": 0.5, "batch_size": None, "extra": {"steps": 2},
-                                     "backbone": "resnet50", "seed": 3})
+    check_parameters("05_training", {"epochs": 0.5, "batch_size": None, "extra": {"lr": 0.1},
+                                     "backbone": "resnet50", "seed": 3, "device": "cpu"})
+    check_parameters("07_ablation_top_k", {"family": "top_k"})
+    check_parameters("11_benchmark_design",
+                     {"report_path": "../results/benchmark_design/report.json"})
+    for name, parameters, message in (
+            ("07_ablation_top_k", {"family": "tau"}, "parameter family must be 'top_k'"),
+            ("11_benchmark_design", {"report_path": str(tmp_path / "none.json")},
+             "parameter report_path must be the path of an existing file"),
+            ("12_your_model", {"device": "auto"}, "parameter device must be 'cpu' or 'cuda'")):
+        with pytest.raises(ValueError, match=message):
+            check_parameters(name, parameters)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="torch finds no CUDA device on this machine"):
+            check_parameters("12_your_model", {"device": "cuda"})
+    # a parameter of the notebook given again in extra would reach RunConfig twice
+    from ppc.experiment import training_config
+
+    with pytest.raises(ValueError, match=r"extra sets \['data_root', 'seed'\], which the "
+                                         r"notebook's own parameters set \(voc_root, seed\)"):
+        training_config(extra={"seed": 3, "data_root": "x"})
+    assert training_config(batch_size=None, extra={"batch_size": 4}).batch_size == 4
     check_parameters("12_your_model", {"steps": 2, "batch_size": 4})
     with pytest.raises(ValueError, match="12_your_model: parameter batch_size must be an int "
                                          ">= 1 .images per batch., got None"):
@@ -134,7 +163,9 @@ def test_runner_checks_the_output_location_before_running(tmp_path, monkeypatch,
                                               "folder"),
             (tmp_path / "a_file" / "sub" / "x.ipynb", f"{tmp_path}/a_file is a file"),
             (tmp_path, f"-o/--output: output {tmp_path} is a folder"),
-            ("", "-o/--output: output must be the path of the file to write, got ''")):
+            ("", "-o/--output: output must be the path of the file to write, got ''"),
+            *([("/sys/x.ipynb", "-o/--output: cannot write /sys/x.ipynb")]  # refuses new files
+              if Path("/sys/kernel").is_dir() else [])):
         with pytest.raises(SystemExit) as exit_:
             notebooks.main(["05_training", "-o", str(output)])
         assert exit_.value.code == 2

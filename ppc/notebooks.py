@@ -19,6 +19,7 @@ import math
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from ._checks import check_output, first_line, is_int, is_number
@@ -121,17 +122,14 @@ def _check_device(name: str, value, allow_auto: bool) -> None:
 
     from ._checks import as_device
 
-    example = "'auto', 'cpu' or 'cuda'" if allow_auto else "'cpu' or 'cuda'"
     if allow_auto and value == "auto":
         return
-    if not isinstance(value, str):
-        raise ValueError(f"{name}: parameter device must be {example}, got {value!r}")
     try:
-        device = as_device(value)
+        device = as_device(value) if isinstance(value, str) else None
     except ValueError:
-        raise ValueError(f"{name}: parameter device must be {example}, got {value!r}") \
-            from None
-    if device.type not in ("cpu", "cuda"):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        example = "'auto', 'cpu' or 'cuda'" if allow_auto else "'cpu' or 'cuda'"
         raise ValueError(f"{name}: parameter device must be {example}, got {value!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"{name}: parameter device is {value!r}, but torch finds no CUDA "
@@ -261,8 +259,7 @@ def main(argv=None) -> int:
     unknown = sorted(set(names) - set(known))
     if unknown:
         parser.error(f"no notebook(s) {unknown}; known: {', '.join(known)}")
-    repeated = sorted({k for k, _ in args.parameter
-                       if sum(key == k for key, _ in args.parameter) > 1})
+    repeated = sorted(k for k, n in Counter(k for k, _ in args.parameter).items() if n > 1)
     if repeated:
         parser.error(f"parameter(s) {repeated} given more than once; pass each once")
     parameters = {}

@@ -18,7 +18,11 @@ import time
 from pathlib import Path
 
 from ppc._format import mean_std
-from ppc.cli import OneLineParser, runs_folder  # one-line errors, like python -m ppc
+from ppc.cli import (  # one-line errors, like python -m ppc
+    OneLineParser,
+    run_script_extras,
+    runs_folder,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +47,8 @@ def main(argv=None) -> int:
     parser.add_argument("extra", nargs=argparse.REMAINDER,
                         help="more options for python -m ppc run (after --)")
     args = parser.parse_args(argv)
-    extra = [a for a in args.extra if a != "--"]
+    extra = run_script_extras(parser, args.seeds, args.extra,
+                              {"--seed", "--out_dir", "--base", "--use_ppc"})
     rows = {}
     for name in args.variants:
         for seed in args.seeds:

@@ -75,6 +75,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 import ppc  # noqa: E402
+from ppc.cli import thread_count  # noqa: E402
 from ppc.contrast import logit_maps  # noqa: E402
 from ppc.machine import cpu_name  # noqa: E402
 
@@ -402,7 +403,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Time forward + backward of the loop-style and the vectorised PPC loss."
     )
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+    parser.add_argument("--threads", type=thread_count, default=torch.get_num_threads(),
                         help="torch intra-op CPU threads (default: %(default)s)")
     parser.add_argument("--sizes", default="16,56",
                         help="comma-separated map sizes h (= w) (default: %(default)s)")
@@ -424,8 +425,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f"--sizes must be comma-separated integers, got {args.sizes!r}")
     if not args.sizes or min(args.sizes) < 3:
         parser.error("--sizes needs map sizes >= 3 (K = h*w//8 must be >= 1)")
-    if args.threads < 1 or args.repeats < 1 or args.warmup < 0:
-        parser.error("--threads and --repeats must be >= 1, --warmup >= 0")
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error("--repeats must be >= 1, --warmup >= 0")
     if args.device == "cuda" and not cuda:
         parser.error("--device cuda: CUDA is not available")
     args.devices = (["cpu", "cuda"] if cuda else ["cpu"]) if args.device == "all" else [args.device]

@@ -86,6 +86,7 @@ from torch.optim.lr_scheduler import LambdaLR
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from ppc import views  # noqa: E402
+from ppc.cli import thread_count  # noqa: E402
 from ppc.config import RunConfig  # noqa: E402
 from ppc.loss import PixelToPrototypeContrast  # noqa: E402
 from ppc.machine import cpu_name  # noqa: E402
@@ -374,7 +375,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="untimed steps per variant first (default: %(default)s)")
     parser.add_argument("--block", type=int, default=1,
                         help="steps per variant per interleaved round (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+    parser.add_argument("--threads", type=thread_count, default=torch.get_num_threads(),
                         help="torch intra-op CPU threads (default: %(default)s)")
     parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
                         help="cpu, cuda, or all available (default: %(default)s)")
@@ -385,8 +386,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--_peak-rss", nargs=2, metavar=("BASE", "VARIANT"),
                         help=argparse.SUPPRESS)  # internal: the peak-memory subprocess
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.block < 1 or args.threads < 1 or args.warmup < 0:
-        parser.error("--steps, --block and --threads must be >= 1, --warmup >= 0")
+    if args.steps < 1 or args.block < 1 or args.warmup < 0:
+        parser.error("--steps and --block must be >= 1, --warmup >= 0")
     if args.device == "cuda" and not cuda:
         parser.error("--device cuda: CUDA is not available")
     args.devices = (["cpu", "cuda"] if cuda else ["cpu"]) if args.device == "all" else [

@@ -42,7 +42,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ppc.cli import OneLineParser, runs_folder  # one-line errors, like python -m ppc
+from ppc._checks import read_json
+from ppc.cli import (  # one-line errors, like python -m ppc
+    OneLineParser,
+    run_script_extras,
+    runs_folder,
+)
 from ppc.design import judge
 from ppc.experiment import coverage
 
@@ -149,26 +154,36 @@ def main(argv=None) -> int:
                         help="more options for python -m ppc run (after --), read in the "
                              "repository root")
     args = parser.parse_args(argv)
+    args.extra = run_script_extras(parser, args.seeds, args.extra,
+                                   {"--seed", "--out_dir", "--base", "--use_ppc",
+                                    "--eval_split"})
     try:
         study(args)
     except RunFailed as err:  # the run printed its own error above
         print(err, file=sys.stderr)
         return err.code
+    except ValueError as err:  # a damaged report.json
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
 def study(args) -> None:
-    extra = [a for a in args.extra if a != "--"]
+    extra = args.extra
+    path = args.out / "report.json"
+    report = read_json(path) if path.exists() else {}
+    if not isinstance(report, dict):
+        raise ValueError(f"{path} is not a design report (a JSON object of candidates); move "
+                         "it away, or pass another --out")
     if any(PRETRAINED in CANDIDATES[name][1] for name in args.candidates) and not (
             ROOT / PRETRAINED).exists():
         _run([sys.executable, "-m", "ppc.pretrain", "--out", PRETRAINED],
              f"the pre-training of {PRETRAINED}")
-    path = args.out / "report.json"
-    report = json.loads(path.read_text()) if path.exists() else {}
-    report = {k: v for k, v in report.items() if isinstance(v.get("cam"), dict)}
     for name in args.candidates:
         what, options = CANDIDATES[name]
-        entry = report.setdefault(name, {"what": what, "cam": {}, "full": {}})
+        entry = report.get(name)
+        if not (isinstance(entry, dict) and isinstance(entry.get("cam"), dict)):
+            entry = report[name] = {"what": what, "cam": {}, "full": {}}  # new, or old format
         for seed in args.seeds:
             entry["cam"][str(seed)] = run_one(args.out / name / f"cam-seed{seed}", seed,
                                               "cam", options + extra)

@@ -29,14 +29,23 @@ set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 LOGS=${OUT:-runs/gpu_checks}
-mkdir -p "$LOGS"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
+if ! command -v "$PY" > /dev/null; then
+    echo "gpu_checks: no Python at $PY; set PYTHON to a Python with torch" >&2
+    exit 3
+fi
+if ! "$PY" -c "import torch" 2> /dev/null; then
+    echo "gpu_checks: $PY cannot import torch; set PYTHON to a Python with a CUDA build" \
+         "of torch (e.g. PYTHON=.venv/bin/python)" >&2
+    exit 3
+fi
 if ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
     echo "gpu_checks: $PY sees no CUDA device (torch.cuda.is_available() is False);" \
          "run this on a machine with an NVIDIA GPU, or set PYTHON to a CUDA build of torch" >&2
     exit 3
 fi
+mkdir -p "$LOGS"
 
 SUMMARY="$LOGS/summary.txt"
 : > "$SUMMARY"

@@ -38,6 +38,10 @@ def main() -> None:
     parser.add_argument("--coarse", type=int, nargs="+", default=[4, 7, 14],
                         help="coarse grid sides: smaller is smoother (default 4 7 14)")
     args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    if not all(2 <= c <= 56 for c in args.coarse):
+        parser.error(f"--coarse sides must be in [2, 56] (the maps are 56x56), got {args.coarse}")
     print("maps [8, 20, 56, 56], float64, standard normal on a coarse grid, bicubic to 56")
     print(f"{'coarse':>6}  {'score |diff| max':>16}  {'score std':>9}  "
           f"{'map |diff| max':>14}  {'map |diff| mean / std':>21}")

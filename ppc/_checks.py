@@ -220,6 +220,16 @@ def require_int(name: str, value, minimum: int = 1, what: str = "") -> int:
     return int(value)
 
 
+def check_threads(threads, name: str = "threads") -> int:
+    """``threads`` as an int, or a ``ValueError`` unless it is an int from 1 to 4x this
+    machine's cores (more threads than that only slows torch down, and far more crash it)."""
+    most = 4 * (os.cpu_count() or 1)
+    if not is_int(threads) or not 1 <= threads <= most:
+        raise ValueError(f"{name} must be an int in [1, {most}] (CPU threads; this machine has "
+                         f"{os.cpu_count()} cores), got {threads!r}")
+    return int(threads)
+
+
 def is_int(value) -> bool:
     """An int (Python or NumPy), not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
@@ -263,6 +273,9 @@ def check_output(output: str | Path, name: str = "output",
     if not isinstance(output, (str, os.PathLike)) or not str(output).strip():
         raise ValueError(f"{name} must be the path of the file to write, got {output!r}; "
                          f"pass a file path such as {example}")
+    if str(output).endswith(("/", os.sep)):
+        raise ValueError(f"{name} {output} ends with a slash, so it names a folder; pass a "
+                         f"file path such as {Path(output) / Path(example).name}")
     output = Path(output)
     if output.is_dir():
         raise ValueError(f"{name} {output} is a folder; pass a file path such as "

@@ -35,7 +35,7 @@ import pandas as pd
 
 from ._format import mean_std
 from .config import RunConfig
-from ._checks import blocking_file, read_json
+from ._checks import blocking_file, check_output, read_json
 from .evaluate import WEIGHT_REGIONS
 from .notebooks import ROOT, execute
 
@@ -504,6 +504,11 @@ def main(argv=None) -> int:
         print(f"error: unknown ablation family {unknown}; expected {list(FAMILIES)}",
               file=sys.stderr)
         return 2
+    try:  # a folder that cannot be made or written fails now, not at the first run
+        check_output(Path(args.results) / ".write_check", "--results",
+                     "results/ablations/x")
+    except ValueError as err:
+        parser.error(f"--results {args.results}: {err}")
     for family in args.families:
         frame = sweep(family, range(args.seeds), results=args.results,
                       log=lambda m: print(m, flush=True))

@@ -14,7 +14,7 @@ import sys
 import typing
 from pathlib import Path
 
-from ._checks import first_line
+from ._checks import check_threads, first_line
 from .config import RunConfig
 from .data.synthetic import SyntheticConfig
 from .loss import PPCConfig
@@ -133,6 +133,33 @@ def _split_name(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("expected a split name such as train or val, got ''")
     return text
+
+
+def thread_count(text: str) -> int:
+    """An argparse type for ``--threads``: an int from 1 to 4x this machine's cores
+    (:func:`ppc._checks.check_threads`)."""
+    try:
+        return check_threads(int(text), "the thread count")
+    except ValueError as err:
+        message = str(err) if "thread count" in str(err) else f"expected an int, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def run_script_extras(parser: argparse.ArgumentParser, seeds, extra: list[str],
+                      owned: set[str]) -> list[str]:
+    """For scripts that start ``python -m ppc run`` once per row and seed: ``extra`` (the
+    options after ``--``) without the ``--``, or a parser error where a seed is out of range
+    (before any run) or ``extra`` repeats an option in ``owned``, which the script sets for
+    each run (the later one would win silently)."""
+    bad = [s for s in seeds if not 0 <= s < 2**32]
+    if bad:
+        parser.error(f"--seeds must be ints in [0, 2**32), got {bad}")
+    extra = [a for a in extra if a != "--"]
+    repeated = sorted({a.split("=")[0] for a in extra} & owned)
+    if repeated:
+        parser.error(f"{repeated} after -- would override what the script sets for each run; "
+                     "use the script's own options (--seeds, --out, ...) instead")
+    return extra
 
 
 def _config_file(text: str) -> str:

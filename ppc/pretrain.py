@@ -197,14 +197,15 @@ def held_out_accuracy(config: PretrainConfig, backbone: nn.Module, head: nn.Modu
 
 
 def main(argv=None) -> int:
-    from .cli import OneLineParser  # one-line errors, like python -m ppc
+    from .cli import OneLineParser, thread_count  # one-line errors, like python -m ppc
 
     parser = OneLineParser(prog="python -m ppc.pretrain", description=__doc__)
     parser.add_argument("--out", required=True, help="where to write the backbone .pth")
     parser.add_argument("--steps", type=int, default=PretrainConfig.steps)
     parser.add_argument("--seed", type=int, default=PretrainConfig.seed)
     parser.add_argument("--dilations", type=int, nargs=2, default=PretrainConfig.dilations)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=thread_count, default=None,
+                        help="torch's CPU threads (default: torch's)")
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error(f"--steps must be >= 1 (training steps), got {args.steps}; "
@@ -214,9 +215,6 @@ def main(argv=None) -> int:
     if min(args.dilations) < 1:
         parser.error(f"--dilations must be two ints >= 1 (blocks 5 and 6), got "
                      f"{' '.join(map(str, args.dilations))}; e.g. --dilations 1 1")
-    if args.threads is not None and args.threads < 1:
-        parser.error(f"--threads must be >= 1 (torch's CPU threads), got {args.threads}; "
-                     "leave it out for torch's default")
     try:
         config = PretrainConfig(steps=args.steps, seed=args.seed,
                                 dilations=tuple(args.dilations))

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from . import views
-from ._checks import as_device, first_line, read_json
+from ._checks import as_device, check_threads, first_line, read_json
 from .base_losses import classification_loss, full_supervision_loss, seam_losses
 from .config import RunConfig
 from .data.loader import SeededDataset, default_num_workers
@@ -349,7 +349,7 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
         raise ValueError(f"cannot create out_dir {out} ({err.strerror or err}); pass a "
                          "folder that can be written") from None
     if config.threads:
-        torch.set_num_threads(config.threads)
+        torch.set_num_threads(check_threads(config.threads))
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     random.seed(config.seed)

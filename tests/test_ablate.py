@@ -313,7 +313,9 @@ def test_command_line_refuses_a_results_path_that_is_not_a_folder(tmp_path, monk
             ("", "argument --results: an empty path would put the runs in the current folder"),
             (str(tmp_path / "a_file"), f"--results {tmp_path / 'a_file'} is not a folder: "
                                        f"{tmp_path / 'a_file'} is a file"),
-            (str(tmp_path / "a_file" / "sub"), f"{tmp_path / 'a_file'} is a file")):
+            (str(tmp_path / "a_file" / "sub"), f"{tmp_path / 'a_file'} is a file"),
+            *([("/proc/ppc_no_such", "--results /proc/ppc_no_such: cannot create the folder")]
+              if Path("/proc/self").is_dir() else [])):  # a folder no one can create
         with pytest.raises(SystemExit) as exit_:
             ablate.main(["tau", "--results", results])
         assert exit_.value.code == 2

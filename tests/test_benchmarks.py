@@ -165,3 +165,30 @@ def test_resize_conventions_reproduces_its_stored_measurement():
                          capture_output=True, text=True, check=True, cwd=ROOT).stdout
     stored = (ROOT / "results" / "measurements" / "resize_conventions.txt").read_text()
     assert out == stored
+
+
+@pytest.mark.parametrize("script,argv,message", [
+    (base_table, ["--seeds", "0", "-1"], "--seeds must be ints in [0, 2**32), got [-1]"),
+    (benchmark_design, ["--seeds", "-1"], "--seeds must be ints in [0, 2**32), got [-1]"),
+    (base_table, ["--", "--seed", "7"], "['--seed'] after -- would override what the script"),
+    (benchmark_design, ["--", "--out_dir=x"], "['--out_dir'] after -- would override"),
+])
+def test_run_scripts_refuse_bad_seeds_and_owned_options_before_any_run(
+        tmp_path, monkeypatch, capsys, script, argv, message):
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("ran"))
+    with pytest.raises(SystemExit) as exit_:
+        script.main(["--out", str(tmp_path), *argv])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_benchmark_design_refuses_a_damaged_report_before_any_run(tmp_path, monkeypatch,
+                                                                   capsys):
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("ran"))
+    for content, message in (("garbage", "cannot be read as JSON"),
+                             ("[]", "is not a design report")):
+        (tmp_path / "report.json").write_text(content)
+        assert benchmark_design.main(["--candidates", "A", "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err

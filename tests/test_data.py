@@ -327,6 +327,29 @@ def test_label_table_command_writes_a_table_the_reader_uses(voc_root, tmp_path):
     assert table[data.ids[0]] == np.flatnonzero(data.labels[0]).tolist()
 
 
+def test_label_table_command_errors_are_one_line_and_spare_the_shipped_table(
+        voc_root, tmp_path, capsys):
+    from ppc.data.voc import SHIPPED_TABLES, main
+
+    shipped = SHIPPED_TABLES / "voc2012.tsv"
+    before = shipped.read_bytes() if shipped.exists() else None
+    (tmp_path / "a_folder").mkdir()
+    for argv, message in (
+            ([str(voc_root)], "the table shipped with ppc"),  # the synthetic classes
+            ([str(tmp_path / "nope"), "--out", str(tmp_path / "t.tsv")], "does not exist"),
+            ([str(voc_root), "--splits", "bogus", "--out", str(tmp_path / "t.tsv")],
+             "bogus.txt does not exist"),
+            ([str(voc_root), "--out", str(tmp_path / "a_folder")], "is a folder"),
+            ([str(voc_root), "--out", ""], "--out must be the path of the file to write")):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and message in err
+        assert len(err.strip().splitlines()) == 1, err
+    assert (shipped.read_bytes() if shipped.exists() else None) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["VOC2012", "a_folder", "cache"]
+
+
 def test_labels_come_from_the_xml_where_it_exists_else_from_the_mask(voc_root):
     # VOC masks may leave a small object void (255): its class is still an image label
     # in the XML, as in the official cls_labels.npy

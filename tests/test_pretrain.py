@@ -91,7 +91,9 @@ def _one_error_line(capsys) -> str:
     (["--seed", "99999999999999999999"], "--seed must be an int in [0, 2**32)"),
     (["--dilations", "0", "0"], "--dilations must be two ints >= 1 (blocks 5 and 6), got 0 0"),
     (["--dilations", "-1", "2"], "--dilations must be two ints >= 1"),
-    (["--threads", "-1"], "--threads must be >= 1 (torch's CPU threads), got -1"),
+    (["--threads", "-1"], "argument --threads: the thread count must be an int in [1, "),
+    (["--threads", "100000"], "argument --threads: the thread count must be an int in [1, "),
+    (["--threads", "two"], "argument --threads: expected an int, got 'two'"),
 ])
 def test_command_line_refuses_bad_options_in_one_line(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_:
@@ -110,11 +112,14 @@ def test_command_line_checks_the_output_before_training(tmp_path, capsys, monkey
     for out, message in ((tmp_path / "a_file" / "w.pth", f"{tmp_path / 'a_file'} is a file, "
                                                          "not a folder"),
                          (tmp_path / "a_file" / "sub" / "w.pth", "is a file, not a folder"),
-                         (tmp_path, f"out {tmp_path} is a folder")):
+                         (tmp_path, f"out {tmp_path} is a folder"),
+                         (f"{tmp_path}/new/", f"out {tmp_path}/new/ ends with a slash, so it "
+                                              "names a folder")):
         with pytest.raises(SystemExit) as exit_:
             main(["--out", str(out)])
         assert exit_.value.code == 2
         assert message in _one_error_line(capsys)
+    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.parametrize("changes,message", [

@@ -677,6 +677,9 @@ def test_configs_are_checked_again_when_changed_after_they_were_built(tmp_path):
     assert not Path(config.out_dir).exists()
     with pytest.raises(ValueError, match="config must be a ppc.config.RunConfig, got dict"):
         train({"steps": 3}, progress=False)
+    # far more threads than cores crash torch (100,000 segfaulted): refused before any work
+    with pytest.raises(ValueError, match=r"threads must be an int in \[1, \d+\] \(CPU threads"):
+        train(tiny(tmp_path, "many", threads=100_000), progress=False)
 
 
 def test_a_run_folder_whose_config_was_edited_is_refused(tmp_path, capsys):

@@ -391,22 +391,34 @@ class VOCSegmentation(Dataset):
 
 def main(argv=None) -> int:
     """``python -m ppc.data.voc ROOT [--splits ...] [--out FILE]``: write the label table of
-    a VOC-layout dataset (default: the table shipped with ppc for VOC 2012)."""
-    import argparse
+    a VOC-layout dataset (default: the table shipped with ppc for VOC 2012, written only
+    from VOC's own classes and both default splits)."""
+    from .._checks import check_output
+    from ..cli import OneLineParser  # one-line errors, like python -m ppc
 
-    parser = argparse.ArgumentParser(prog="python -m ppc.data.voc", description=main.__doc__)
+    shipped = SHIPPED_TABLES / "voc2012.tsv"
+    parser = OneLineParser(prog="python -m ppc.data.voc", description=main.__doc__)
     parser.add_argument("root", help="the VOC2012 folder")
-    parser.add_argument("--splits", nargs="+", default=["train_aug", "val"])
-    parser.add_argument("--out", default=str(SHIPPED_TABLES / "voc2012.tsv"))
+    parser.add_argument("--splits", nargs="+", default=["train_aug", "val"],
+                        help="splits whose ids the table lists (default: train_aug val)")
+    parser.add_argument("--out", help=f"the table to write (default: {shipped})")
     args = parser.parse_args(argv)
-    table: dict[str, list[int]] = {}
-    names = None
-    for split in args.splits:
-        dataset = VOCSegmentation(args.root, split)
-        table.update(dataset.labels)
-        names = dataset.class_names
-    write_label_table(args.out, table, names)
-    print(f"{len(table)} ids -> {args.out}")
+    try:
+        out = check_output(args.out if args.out is not None else shipped, "--out",
+                           "/tmp/labels.tsv")
+        table: dict[str, list[int]] = {}
+        for split in args.splits:
+            dataset = VOCSegmentation(args.root, split)
+            table.update(dataset.labels)
+        if args.out is None and (dataset.class_names != VOC_CLASSES
+                                 or sorted(args.splits) != ["train_aug", "val"]):
+            raise ValueError(f"the table shipped with ppc ({shipped}) lists VOC 2012's "
+                             "train_aug and val with VOC's 20 classes; for another dataset "
+                             "or other splits pass --out")
+    except ValueError as err:  # DatasetLayoutError too
+        parser.error(str(err))
+    write_label_table(out, table, dataset.class_names)
+    print(f"{len(table)} ids -> {out}")
     return 0
 
 

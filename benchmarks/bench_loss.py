@@ -75,7 +75,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 import ppc  # noqa: E402
-from ppc.cli import thread_count  # noqa: E402
+from ppc.cli import OneLineParser, thread_count  # noqa: E402
 from ppc.contrast import logit_maps  # noqa: E402
 from ppc.machine import cpu_name  # noqa: E402
 
@@ -400,7 +400,7 @@ def sync_debug_check(size: int, device: torch.device) -> str:
 
 def parse_args(argv=None) -> argparse.Namespace:
     cuda = torch.cuda.is_available()
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         description="Time forward + backward of the loop-style and the vectorised PPC loss."
     )
     parser.add_argument("--threads", type=thread_count, default=torch.get_num_threads(),

@@ -86,7 +86,7 @@ from torch.optim.lr_scheduler import LambdaLR
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from ppc import views  # noqa: E402
-from ppc.cli import thread_count  # noqa: E402
+from ppc.cli import OneLineParser, thread_count  # noqa: E402
 from ppc.config import RunConfig  # noqa: E402
 from ppc.loss import PixelToPrototypeContrast  # noqa: E402
 from ppc.machine import cpu_name  # noqa: E402
@@ -367,7 +367,7 @@ def print_table(rows: list[dict]) -> None:
 
 def parse_args(argv=None) -> argparse.Namespace:
     cuda = torch.cuda.is_available()
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         description="Training-step throughput and peak memory with and without the PPC loss.")
     parser.add_argument("--steps", type=int, default=20,
                         help="timed steps per variant (default: %(default)s)")
@@ -390,6 +390,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--steps and --block must be >= 1, --warmup >= 0")
     if args.device == "cuda" and not cuda:
         parser.error("--device cuda: CUDA is not available")
+    if args._peak_rss and (args._peak_rss[0] not in ("cam", "seam")
+                           or args._peak_rss[1] not in VARIANTS):
+        parser.error(f"--_peak-rss takes a base (cam, seam) and a variant {VARIANTS}, got "
+                     f"{' '.join(args._peak_rss)}")
     args.devices = (["cpu", "cuda"] if cuda else ["cpu"]) if args.device == "all" else [
         args.device]
     return args

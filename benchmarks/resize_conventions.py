@@ -20,10 +20,15 @@ repository root::
 
 from __future__ import annotations
 
-import argparse
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+from ppc.cli import OneLineParser  # noqa: E402
 
 
 def smooth_maps(seed: int, coarse: int, n: int = 8, c: int = 20, side: int = 56):
@@ -33,7 +38,7 @@ def smooth_maps(seed: int, coarse: int, n: int = 8, c: int = 20, side: int = 56)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5, help="random batches (default 5)")
     parser.add_argument("--coarse", type=int, nargs="+", default=[4, 7, 14],
                         help="coarse grid sides: smaller is smoother (default 4 7 14)")

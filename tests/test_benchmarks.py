@@ -192,3 +192,16 @@ def test_benchmark_design_refuses_a_damaged_report_before_any_run(tmp_path, monk
         assert benchmark_design.main(["--candidates", "A", "--out", str(tmp_path)]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_benchmark_options_are_checked_in_one_line(capsys):
+    for script, argv, message in (
+            (bench_train_step, ["--_peak-rss", "cam", "bogus"],
+             "--_peak-rss takes a base (cam, seam) and a variant"),
+            (bench_train_step, ["--threads", "100000"], "the thread count must be an int in"),
+            (bench_loss, ["--threads", "0"], "the thread count must be an int in")):
+        with pytest.raises(SystemExit) as exit_:
+            script.parse_args(argv)
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err

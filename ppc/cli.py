@@ -139,10 +139,13 @@ def thread_count(text: str) -> int:
     """An argparse type for ``--threads``: an int from 1 to 4x this machine's cores
     (:func:`ppc._checks.check_threads`)."""
     try:
-        return check_threads(int(text), "the thread count")
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int, got {text!r}") from None
+    try:
+        return check_threads(value, "the thread count")
     except ValueError as err:
-        message = str(err) if "thread count" in str(err) else f"expected an int, got {text!r}"
-        raise argparse.ArgumentTypeError(message) from None
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def run_script_extras(parser: argparse.ArgumentParser, seeds, extra: list[str],

@@ -295,9 +295,8 @@ def semi_hard_prototypes(
     As in the official code the positive is ranked with the others (it then appears in the
     denominator twice if it falls in the band); ``exclude_positive=True`` ranks it last.
     """
-    for name, value in (("logits", logits), ("targets", targets)):
-        if not isinstance(value, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    require_tensor("logits", logits, "[M, P]")
+    require_tensor("targets", targets, "[M]")
     if logits.dim() != 2 or targets.shape != logits.shape[:1]:
         raise ValueError(f"logits must be [M, P] and targets [M], got {tuple(logits.shape)} "
                          f"and {tuple(targets.shape)}")
@@ -445,9 +444,7 @@ def hard_pixel_sampling(
     if random_keys is not None:
         shapes["random_keys"] = random_keys
     for name, value in shapes.items():
-        if not isinstance(value, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor of shape [M], got "
-                             f"{type(value).__name__}")
+        require_tensor(name, value, "[M]")
     m = targets.numel()
     if any(t.dim() != 1 or t.numel() != m for t in shapes.values()):
         raise ValueError("similarity, targets, keep (and random_keys) must all be [M], got "

@@ -56,7 +56,7 @@ def evaluate_run(config: RunConfig, out: str | Path) -> dict:
     writes ``curve.csv`` and ``per_image.csv`` there and returns the summary's scores."""
     out = Path(out)
     stored = out / "config.json"
-    if stored.is_file() and RunConfig.load(stored).identity() != config.identity():
+    if stored.is_file() and config.changed_fields(RunConfig.load(stored)):
         raise ValueError(f"{out} holds a run of another config than the one passed (its "
                          f"seeds belong to other data or another model); pass "
                          f"RunConfig.load({str(stored)!r})")

@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ._checks import check_output, first_line, is_int, is_number
+from ._checks import as_device, check_output, first_line, is_int, is_number
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -119,8 +119,6 @@ def _check_device(name: str, value, allow_auto: bool) -> None:
     """A ``ValueError`` unless ``value`` names a device this machine has ("auto" where the
     notebook resolves it itself)."""
     import torch
-
-    from ._checks import as_device
 
     if allow_auto and value == "auto":
         return

@@ -397,7 +397,7 @@ def train(config: RunConfig, *, stop_after: int | None = None, progress: bool = 
             raise ValueError(f"{ckpt_path} is not a ppc training checkpoint (it lacks "
                              f"{missing}); delete it to train from the start (or "
                              f"{_NO_RESUME})")
-        if RunConfig.from_dict(ckpt["config"], ckpt_path).identity() != config.identity():
+        if config.changed_fields(RunConfig.from_dict(ckpt["config"], ckpt_path)):
             raise ValueError(f"{ckpt_path} belongs to a run with another config; use a new "
                              f"out_dir or {_NO_RESUME}")
         require_same_weights(ckpt.get("weights_sha256"), initial_weights, config, ckpt_path,

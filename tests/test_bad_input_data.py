@@ -38,9 +38,8 @@ from ppc.infer import infer
 TINY = SyntheticConfig(num_train_aug=6, num_train=3, num_val=3)
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("PPC_CACHE", str(tmp_path / "cache"))
+# ppc's label cache in each test's own folder: nothing read from or left in ~/.cache/ppc
+pytestmark = pytest.mark.usefixtures("private_label_cache")
 
 
 @pytest.fixture(scope="module")

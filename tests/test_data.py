@@ -33,9 +33,8 @@ from ppc.data.voc import cache_dir
 SMALL = SyntheticConfig(num_train_aug=24, num_train=8, num_val=6)
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("PPC_CACHE", str(tmp_path / "cache"))
+# ppc's label cache in each test's own folder: nothing read from or left in ~/.cache/ppc
+pytestmark = pytest.mark.usefixtures("private_label_cache")
 
 
 @pytest.fixture

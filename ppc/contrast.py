@@ -286,7 +286,8 @@ def mining_band(num_prototypes: int, skip_fraction: float, keep_fraction: float)
 
 
 def semi_hard_prototypes(
-    logits: Tensor, targets: Tensor, skip: int, keep: int, exclude_positive: bool = False
+    logits: Tensor, targets: Tensor, skip: int, keep: int, exclude_positive: bool = False,
+    *, validate: bool = True,
 ) -> Tensor:
     """Indices ``[M, keep]`` of each pixel's semi-hard prototypes.
 
@@ -294,6 +295,8 @@ def semi_hard_prototypes(
     by lower index, excluded prototypes last); ranks ``skip .. skip+keep-1`` are returned.
     As in the official code the positive is ranked with the others (it then appears in the
     denominator twice if it falls in the band); ``exclude_positive=True`` ranks it last.
+    ``validate`` checks the values (no NaN logit, ``targets`` in ``[0, P)``; one
+    host-device synchronisation).
     """
     require_tensor("logits", logits, "[M, P]")
     require_tensor("targets", targets, "[M]")
@@ -308,9 +311,15 @@ def semi_hard_prototypes(
         raise ValueError(f"skip and keep must be ints (see mining_band), got {skip!r}, {keep!r}")
     skip, keep = int(skip), int(keep)
     require_bool("exclude_positive", exclude_positive)
+    require_bool("validate", validate)
     if not (0 <= skip and 1 <= keep and skip + keep <= num):
         raise ValueError(f"the band skip={skip}, keep={keep} must fit in the P={num} "
                          "prototypes (0 <= skip, 1 <= keep, skip + keep <= P); see mining_band")
+    if validate:
+        if bool(logits.isnan().any()):
+            raise ValueError(f"logits contains {int(logits.isnan().sum())} NaN value(s), "
+                             "which have no rank; check the embeddings and prototypes")
+        require_labels("targets", targets, num, None)
     with torch.no_grad():
         scores = logits.detach()
         if exclude_positive:

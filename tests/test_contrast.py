@@ -101,6 +101,26 @@ def test_semi_hard_prototypes_rank_ties_and_exclusions():
     assert ppc.semi_hard_prototypes(logits, targets, 0, 6, True).tolist() == [[1, 2, 3, 5, 4, 0]]
 
 
+@pytest.mark.parametrize("exclude_positive", [False, True])
+def test_semi_hard_prototypes_refuse_bad_values(exclude_positive):
+    logits = torch.randn(4, 21)
+    for bad in (21, -1, 255):  # exclude_positive=True used to fail deep in scatter
+        targets = torch.tensor([0, 3, bad, 20])
+        with pytest.raises(ValueError, match=rf"targets must hold class indices in \[0, 20\]; "
+                                             rf"found 1 value\(s\) outside, e.g. {bad}"):
+            ppc.semi_hard_prototypes(logits, targets, 3, 10, exclude_positive)
+    targets = torch.tensor([0, 3, 5, 20])
+    with pytest.raises(ValueError, match=r"logits contains 2 NaN value\(s\), which have no rank"):
+        ppc.semi_hard_prototypes(logits.index_put((torch.tensor([1, 2]), torch.tensor([4, 4])),
+                                                  torch.tensor(float("nan"))),
+                                 targets, 3, 10, exclude_positive)
+    # validate=False skips the value checks (no host-device synchronisation)
+    band = ppc.semi_hard_prototypes(logits, targets, 3, 10, exclude_positive, validate=False)
+    assert torch.equal(band, ppc.semi_hard_prototypes(logits, targets, 3, 10, exclude_positive))
+    with pytest.raises(ValueError, match="validate must be True or False, got 'no'"):
+        ppc.semi_hard_prototypes(logits, targets, 3, 10, validate="no")
+
+
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("mining", [False, True])
 @pytest.mark.parametrize("sampling", [False, True])

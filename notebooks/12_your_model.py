@@ -160,7 +160,7 @@ print(f"{mask.float().mean().item():.0%} of T's {size[0]}x{size[1]} pixels corre
 # The optimiser and the schedule are the base method's own (the official code: SGD, poly
 # schedule, x10 learning rate for the new heads); PPC adds nothing to them.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 history = []
 for step, batch in zip(range(steps), loader, strict=False):
@@ -171,6 +171,15 @@ for step, batch in zip(range(steps), loader, strict=False):
     optimizer.step()
     history.append({"step": step, **{k: round(v.item(), 4) for k, v in terms.items()}})
 history[0], history[-1]
+
+# %% [markdown]
+# Step 0, before any update, reads the same on the two CPUs this page has run on. The
+# later steps depend on the CPU, not only on the seed: its floating-point kernels round
+# differently, and the top-K pixels, pseudo labels and sampled pixels that follow from the
+# rounded values can flip. This page was executed on a 2-core AMD EPYC VM; on the 2-core
+# Intel Xeon VM of the earlier pages, with the same packages and code, the same cell gave
+# a total of 1.0276 at step 5 (here 1.0404). The test suite therefore runs this cell
+# without comparing its output.
 
 # %% [markdown]
 # ## Where to go from here
